@@ -1,0 +1,1 @@
+"""Boomerang callback layer."""

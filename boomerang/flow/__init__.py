@@ -1,0 +1,1 @@
+"""Boomerang flow layer."""

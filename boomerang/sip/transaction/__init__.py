@@ -1,0 +1,1 @@
+"""RFC 3261 §17 transactions as tables."""
