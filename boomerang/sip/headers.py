@@ -7,16 +7,22 @@ one comma-separated element of it) and returns a frozen value object;
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
+from ipaddress import ip_address
 
 from .errors import ParseError
 from .grammar import (
     Params,
     format_params,
     get_param,
+    is_digits,
     is_token,
     parse_params,
+    parse_uint,
     quote,
+    quoted_string_end,
+    set_param,
     split_outside_quotes,
     unquote,
 )
@@ -129,7 +135,7 @@ class Via:
     def rport(self) -> int | None:
         """The rport value filled in by a server; None when absent or empty."""
         value = get_param(self.params, "rport")
-        return int(value) if value else None
+        return int(value) if value and is_digits(value) else None
 
     @property
     def wants_rport(self) -> bool:
@@ -139,38 +145,80 @@ class Via:
     def sent_by(self) -> str:
         return self.host if self.port is None else f"{self.host}:{self.port}"
 
+    def with_received(self, host: str, port: int | None) -> Via:
+        """This Via as a server stamps it on receipt (RFC 3261 §18.2.1, RFC 3581 §4).
+
+        ``host`` and ``port`` are the packet's source. ``received`` is set
+        when the sent-by host differs from ``host`` (always when the request
+        asked for ``rport``), and an empty ``rport`` is filled with ``port``.
+        """
+        params = self.params
+        fill_rport = port is not None and get_param(params, "rport") == ""
+        if fill_rport or not _same_host(self.host, host):
+            params = set_param(params, "received", _bare_host(host))
+        if fill_rport:
+            params = set_param(params, "rport", str(port))
+        if params is self.params:
+            return self
+        return replace(self, params=params)
+
     def __str__(self) -> str:
         return f"{self.protocol}/{self.transport} {self.sent_by}{format_params(self.params)}"
 
 
+def _bare_host(host: str) -> str:
+    return host[1:-1] if host.startswith("[") else host
+
+
+def _same_host(a: str, b: str) -> bool:
+    a, b = _bare_host(a).lower(), _bare_host(b).lower()
+    if a == b:
+        return True
+    try:
+        return ip_address(a) == ip_address(b)
+    except ValueError:
+        return False
+
+
+# via-parm = sent-protocol LWS sent-by *( SEMI via-params ); LWS allowed around
+# the slashes and the colon (RFC 3261 §25.1 SLASH, COLON; RFC 4475 §3.1.1.1).
+_VIA_RE = re.compile(
+    r"\s*([^\s/]+)\s*/\s*([^\s/]+)\s*/\s*([^\s/;]+)\s+(\[[^\]]*\]|[^\s:;]+)"
+    r"(?:\s*:\s*([^\s;]*))?\s*(?:;(.*))?\Z",
+    re.DOTALL,
+)
+
+
+_COMMON_TRANSPORTS = frozenset(("UDP", "TCP", "TLS", "SCTP", "WS", "WSS", "udp", "tcp", "tls"))
+
+
 def parse_via(value: str) -> Via:
     """One via-parm (a single element of a Via header)."""
-    text = value.strip()
-    proto, sep, rest = text.partition(" ")
-    if not sep:
-        # tolerate LWS around the slashes: "SIP / 2.0 / UDP host"
-        raise ParseError(f"bad Via {value!r}")
-    parts = [p.strip() for p in proto.split("/")]
-    rest = rest.strip()
-    while len(parts) < 3 and rest:
-        # "SIP / 2.0 / UDP" spread over whitespace
-        token, _, rest = rest.partition(" ")
-        rest = rest.strip()
-        parts = [p.strip() for p in ("/".join(parts) + token).split("/") if p.strip() != ""]
-    if len(parts) != 3 or not all(is_token(p) for p in parts):
-        raise ParseError(f"bad Via protocol in {value!r}")
-    sent_by, semi, ptext = rest.partition(";")
-    sent_by = sent_by.strip()
-    # a comment-free sent-by may carry LWS around ':'
-    sent_by = sent_by.replace(" ", "").replace("\t", "")
-    host, port = split_hostport(sent_by, value)
-    params = parse_params(ptext) if semi else []
+    match = _VIA_RE.match(value)
+    if match is None:
+        raise ParseError(f"bad Via {value[:80]!r}")
+    name, version, transport, host, port_text, ptext = match.groups()
+    if not ((name == "SIP" and version == "2.0" and transport in _COMMON_TRANSPORTS)
+            or (is_token(name) and is_token(version) and is_token(transport))):
+        raise ParseError(f"bad Via protocol in {value[:80]!r}")
+    host, port = split_hostport(host if port_text is None else f"{host}:{port_text}", value)
+    params = parse_params(ptext) if ptext is not None else []
+    for key, param_value in params:
+        lkey = key.lower()
+        if lkey == "branch" and (param_value is None or not is_token(param_value)):
+            raise ParseError(f"bad Via branch in {value[:80]!r}")
+        if lkey == "rport" and param_value is not None and not is_digits(param_value):
+            raise ParseError(f"bad Via rport in {value[:80]!r}")
+        if lkey == "ttl":
+            parse_uint(param_value or "", "Via ttl", maximum=255)
+        if lkey in ("received", "maddr") and not param_value:
+            raise ParseError(f"empty Via {lkey} in {value[:80]!r}")
     return Via(
-        transport=parts[2].upper(),
+        transport=transport.upper(),
         host=host,
         port=port,
         params=params,
-        protocol=f"{parts[0]}/{parts[1]}",
+        protocol=f"{name}/{version}",
     )
 
 
@@ -189,6 +237,24 @@ class NameAddr:
     def param(self, name: str) -> str | None:
         return get_param(self.params, name)
 
+    @property
+    def expires(self) -> int | None:
+        """The Contact ``expires`` parameter in seconds, capped at 2**32-1 (RFC 3261 §20.10)."""
+        value = get_param(self.params, "expires")
+        if value is None:
+            return None
+        return min(parse_uint(value, "expires parameter"), 2**32 - 1)
+
+    @property
+    def q(self) -> float | None:
+        """The Contact ``q`` parameter (0 to 1, up to three decimals)."""
+        value = get_param(self.params, "q")
+        if value is None:
+            return None
+        if _QVALUE_RE.match(value) is None:
+            raise ParseError(f"bad q value {value[:20]!r}")
+        return float(value)
+
     def __str__(self) -> str:
         name = ""
         if self.display_name is not None:
@@ -197,53 +263,47 @@ class NameAddr:
         return f"{name}<{self.uri}>{format_params(self.params)}"
 
 
+_QVALUE_RE = re.compile(r"(?:0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?)\Z")
+
+
 def is_token_list(text: str) -> bool:
     return bool(text) and all(is_token(word) for word in text.split(" "))
 
 
 def parse_name_addr(value: str) -> NameAddr:
-    """name-addr or addr-spec followed by parameters."""
+    """name-addr or addr-spec followed by parameters (RFC 3261 §20.10, §20.20)."""
     text = value.strip()
     if not text:
         raise ParseError("empty address")
     display: str | None = None
-    if text.startswith('"'):
-        i = 1
-        while i < len(text):
-            if text[i] == "\\":
-                i += 2
-                continue
-            if text[i] == '"':
-                break
-            i += 1
-        else:
-            raise ParseError(f"unterminated display name in {value!r}")
-        display = unquote(text[: i + 1])
-        text = text[i + 1 :].lstrip()
+    if text[0] == '"':
+        end = quoted_string_end(text, 0)
+        display = unquote(text[:end])
+        text = text[end:].lstrip()
         if not text.startswith("<"):
-            raise ParseError(f"display name without <uri> in {value!r}")
-    if "<" in text and (text.startswith("<") or display is None):
-        lt = text.find("<")
-        if display is None:
-            words = text[:lt].strip()
-            if words:
-                if not is_token_list(" ".join(words.split())):
-                    raise ParseError(f"bad display name in {value!r}")
-                display = " ".join(words.split())
+            raise ParseError(f"display name without <uri> in {value[:80]!r}")
+    lt = text.find("<")
+    if lt >= 0:
+        if display is None and lt > 0:
+            words = text[:lt].split()
+            if not all(is_token(word) for word in words):
+                raise ParseError(f"bad display name in {value[:80]!r}")
+            display = " ".join(words)
         gt = text.find(">", lt)
         if gt < 0:
-            raise ParseError(f"unterminated <uri> in {value!r}")
+            raise ParseError(f"unterminated <uri> in {value[:80]!r}")
         uri = parse_uri(text[lt + 1 : gt])
-        rest = text[gt + 1 :].strip()
-        if rest and not rest.startswith(";"):
-            raise ParseError(f"junk after <uri> in {value!r}")
+        rest = text[gt + 1 :].lstrip()
+        if rest and rest[0] != ";":
+            raise ParseError(f"junk after <uri> in {value[:80]!r}")
         params = parse_params(rest[1:]) if rest else []
         return NameAddr(uri=uri, display_name=display, params=params)
     # addr-spec: parameters after the URI belong to the header (RFC 3261 §20)
-    if "?" in text or "," in text:
-        raise ParseError(f"addr-spec with '?' or ',' must be in <>: {value!r}")
     uri_text, semi, ptext = text.partition(";")
-    return NameAddr(uri=parse_uri(uri_text.strip()), params=parse_params(ptext) if semi else [])
+    uri_text = uri_text.rstrip()
+    if "?" in uri_text or "," in uri_text:
+        raise ParseError(f"addr-spec with '?' or ',' must be in <>: {value[:80]!r}")
+    return NameAddr(uri=parse_uri(uri_text), params=parse_params(ptext) if semi else [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,13 +316,11 @@ class CSeq:
 
 
 def parse_cseq(value: str) -> CSeq:
+    """``CSeq: 4711 INVITE``; the number must be below 2**31 (RFC 3261 §8.1.1.5)."""
     parts = value.split()
-    if len(parts) != 2 or not parts[0].isdigit() or not is_token(parts[1]):
-        raise ParseError(f"bad CSeq {value!r}")
-    number = int(parts[0])
-    if number >= 2**31:
-        raise ParseError(f"CSeq number too large in {value!r}")
-    return CSeq(number=number, method=parts[1])
+    if len(parts) != 2 or not is_token(parts[1]):
+        raise ParseError(f"bad CSeq {value[:80]!r}")
+    return CSeq(number=parse_uint(parts[0], "CSeq number", maximum=2**31 - 1), method=parts[1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,18 +347,25 @@ def parse_reason(value: str) -> Reason:
     proto, semi, ptext = value.strip().partition(";")
     proto = proto.strip()
     if not is_token(proto):
-        raise ParseError(f"bad Reason protocol in {value!r}")
+        raise ParseError(f"bad Reason protocol in {value[:80]!r}")
     params = parse_params(ptext) if semi else []
     cause_text = get_param(params, "cause")
-    cause: int | None = None
-    if cause_text is not None:
-        if not cause_text.isdigit():
-            raise ParseError(f"bad Reason cause in {value!r}")
-        cause = int(cause_text)
+    cause = None if cause_text is None else parse_uint(cause_text, "Reason cause")
     text = get_param(params, "text")
     if text is not None and text.startswith('"'):
         text = unquote(text)
     return Reason(protocol=proto, cause=cause, text=text, params=params)
+
+
+def parse_privacy(value: str) -> list[str]:
+    """RFC 3323 ``Privacy: id;header`` as lower-case tokens (commas tolerated)."""
+    out: list[str] = []
+    for item in value.replace(",", ";").split(";"):
+        token = item.strip()
+        if not is_token(token):
+            raise ParseError(f"bad Privacy value {value[:80]!r}")
+        out.append(token.lower())
+    return out
 
 
 def parse_uri_in_brackets(value: str) -> SipUri:
@@ -320,6 +385,7 @@ __all__ = [
     "canonical_name",
     "parse_cseq",
     "parse_name_addr",
+    "parse_privacy",
     "parse_reason",
     "parse_uri",
     "parse_via",

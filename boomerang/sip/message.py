@@ -8,10 +8,14 @@ serialised back unchanged, so a message can be forwarded intact.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import re
+from collections.abc import Callable, Collection, Iterable, Iterator
+from typing import TypeVar
 
 from .errors import ParseError
+from .grammar import get_param, is_token, parse_params, parse_uint
 from .headers import (
+    CANONICAL_NAMES,
     UNSPLITTABLE,
     CSeq,
     NameAddr,
@@ -20,11 +24,24 @@ from .headers import (
     canonical_name,
     parse_cseq,
     parse_name_addr,
+    parse_privacy,
     parse_reason,
     parse_via,
     split_list,
 )
-from .uri import Uri, parse_uri
+from .uri import SipUri, Uri, parse_uri
+
+_T = TypeVar("_T")
+
+# canonical lower-case key of a header name, compact forms expanded
+_KEYS: dict[str, str] = {name: full.lower() for name, full in CANONICAL_NAMES.items()}
+
+# URI schemes the core serves; a Request-URI with another scheme gets 416.
+SUPPORTED_URI_SCHEMES = frozenset({"sip", "sips", "tel"})
+
+# Headers that may appear at most once (RFC 3261 §7.3.1, §20).
+_SINGLETONS = ("call-id", "cseq", "from", "to", "max-forwards", "content-length",
+               "content-type", "expires")
 
 REASON_PHRASES: dict[int, str] = {
     100: "Trying", 180: "Ringing", 181: "Call Is Being Forwarded", 182: "Queued",
@@ -61,7 +78,9 @@ class Headers:
     """Ordered header fields: ``(name, value)`` pairs, repeated names kept.
 
     Lookups are case-insensitive and compact forms are equivalent to full
-    names. Values are the raw text (one header line each).
+    names. Values are the raw text (one header line each, folding undone).
+    Known names are written in their canonical spelling; unknown names keep
+    the spelling they arrived with.
     """
 
     __slots__ = ("_items",)
@@ -74,7 +93,8 @@ class Headers:
 
     @staticmethod
     def _key(name: str) -> str:
-        return canonical_name(name).lower()
+        lname = name.lower()
+        return _KEYS.get(lname, lname)
 
     def add(self, name: str, value: str) -> None:
         """Append a header line."""
@@ -111,7 +131,7 @@ class Headers:
         key = self._key(name)
         for i, (k, spelled, value) in enumerate(self._items):
             if k == key:
-                parts = split_list(value)
+                parts = split_list(value) if "," in value else [value.strip()]
                 if len(parts) <= 1:
                     del self._items[i]
                 else:
@@ -119,9 +139,24 @@ class Headers:
                 return parts[0] if parts else None
         return None
 
+    def replace_first_value(self, name: str, value: str) -> bool:
+        """Replace the first list element of ``name`` (a request's top Via, for
+        received/rport); False when there is no such header."""
+        key = self._key(name)
+        for i, (k, spelled, old) in enumerate(self._items):
+            if k == key:
+                if "," in old:
+                    parts = split_list(old)
+                    parts[0] = value
+                    value = ", ".join(parts)
+                self._items[i] = (k, spelled, value)
+                return True
+        return False
+
     def get(self, name: str, default: str | None = None) -> str | None:
         """The first line's raw value."""
-        key = self._key(name)
+        lname = name.lower()
+        key = _KEYS.get(lname, lname)
         for k, _, value in self._items:
             if k == key:
                 return value
@@ -132,6 +167,11 @@ class Headers:
         key = self._key(name)
         return [value for k, _, value in self._items if k == key]
 
+    def count(self, name: str) -> int:
+        """How many header lines of ``name`` there are."""
+        key = self._key(name)
+        return sum(1 for k, _, _ in self._items if k == key)
+
     def values(self, name: str) -> list[str]:
         """The list elements of ``name`` across all its lines (comma-split)."""
         key = self._key(name)
@@ -140,7 +180,12 @@ class Headers:
         out: list[str] = []
         for k, _, value in self._items:
             if k == key:
-                out.extend(split_list(value))
+                if "," in value:
+                    out.extend(split_list(value))
+                else:
+                    value = value.strip()
+                    if value:
+                        out.append(value)
         return out
 
     def __contains__(self, name: object) -> bool:
@@ -166,18 +211,26 @@ class Headers:
             return NotImplemented
         return [(k, v) for k, _, v in self._items] == [(k, v) for k, _, v in other._items]
 
+    __hash__ = None  # type: ignore[assignment]
+
     def __repr__(self) -> str:
         return f"Headers({list(self)!r})"
 
 
 class Message:
-    """What requests and responses share: headers, body and typed accessors."""
+    """What requests and responses share: headers, body and typed accessors.
 
-    __slots__ = ("_vias", "body", "headers")
+    Accessors parse on read and remember the parse of the raw value they
+    read; editing ``headers`` makes them parse again (the cache is keyed
+    by the raw value object).
+    """
+
+    __slots__ = ("_cache", "_vias", "body", "headers")
 
     headers: Headers
     body: bytes
     _vias: list[Via] | None
+    _cache: dict[str, tuple[str, object]]
 
     def __init__(self, headers: Headers | Iterable[tuple[str, str]] | None, body: bytes) -> None:
         if headers is None:
@@ -187,6 +240,7 @@ class Message:
         self.headers = headers
         self.body = body
         self._vias = None
+        self._cache = {}
 
     # -- typed accessors (parsed on read) -----------------------------------
 
@@ -194,6 +248,14 @@ class Message:
         value = self.headers.get(name)
         if value is None:
             raise ParseError(f"missing {name} header")
+        return value
+
+    def _parsed(self, key: str, raw: str, parser: Callable[[str], _T]) -> _T:
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is raw:
+            return hit[1]  # type: ignore[return-value]
+        value = parser(raw)
+        self._cache[key] = (raw, value)
         return value
 
     @property
@@ -207,15 +269,18 @@ class Message:
         value = self.headers.get("Via")
         if value is None:
             raise ParseError("missing Via header")
-        if self._vias is not None:
+        if self._vias is not None and self._vias:
             return self._vias[0]
-        first = split_list(value)
-        if not first:
-            raise ParseError("empty Via header")
-        return parse_via(first[0])
+        return self._parsed("via", value, _parse_top_via)
 
     def invalidate_vias(self) -> None:
         """Forget the cached Via list after editing the Via headers."""
+        self._vias = None
+
+    def replace_top_via(self, via: Via) -> None:
+        """Put ``via`` in place of the topmost Via element (e.g. ``Via.with_received``)."""
+        if not self.headers.replace_first_value("Via", str(via)):
+            raise ParseError("missing Via header")
         self._vias = None
 
     @property
@@ -224,30 +289,29 @@ class Message:
 
     @property
     def call_id(self) -> str:
-        value = self._required("Call-ID").strip()
-        if not value or any(c in value for c in " \t"):
-            raise ParseError(f"bad Call-ID {value!r}")
-        return value
+        return self._parsed("call-id", self._required("Call-ID"), _parse_call_id)
 
     @property
     def cseq(self) -> CSeq:
-        return parse_cseq(self._required("CSeq"))
+        return self._parsed("cseq", self._required("CSeq"), parse_cseq)
 
     @property
     def from_(self) -> NameAddr:
-        return parse_name_addr(self._required("From"))
+        return self._parsed("from", self._required("From"), parse_name_addr)
 
     @property
     def to(self) -> NameAddr:
-        return parse_name_addr(self._required("To"))
+        return self._parsed("to", self._required("To"), parse_name_addr)
 
     @property
     def from_tag(self) -> str | None:
-        return self.from_.tag
+        """The From tag; reads only the header parameters (``validate`` checks the rest)."""
+        return self._parsed("from-tag", self._required("From"), _tag_of)
 
     @property
     def to_tag(self) -> str | None:
-        return self.to.tag
+        """The To tag; reads only the header parameters (``validate`` checks the rest)."""
+        return self._parsed("to-tag", self._required("To"), _tag_of)
 
     @property
     def contacts(self) -> list[NameAddr]:
@@ -267,20 +331,18 @@ class Message:
         value = self.headers.get("Max-Forwards")
         if value is None:
             return None
-        value = value.strip()
-        if not value.isdigit():
-            raise ParseError(f"bad Max-Forwards {value!r}")
-        return int(value)
+        return parse_uint(value, "Max-Forwards", maximum=255)
 
     @property
     def expires(self) -> int | None:
+        """The Expires header in seconds; values above 2**32-1 are capped (RFC 3261 §20.19)."""
         value = self.headers.get("Expires")
         if value is None:
             return None
-        value = value.strip()
-        if not value.isdigit():
-            raise ParseError(f"bad Expires {value!r}")
-        return min(int(value), 2**32 - 1)
+        text = value.strip()
+        if len(text) > 10 and text.isascii() and text.isdigit():
+            return 2**32 - 1
+        return min(parse_uint(text, "Expires"), 2**32 - 1)
 
     @property
     def content_type(self) -> str | None:
@@ -293,9 +355,69 @@ class Message:
     def reasons(self) -> list[Reason]:
         return [parse_reason(v) for v in self.headers.values("Reason")]
 
+    @property
+    def privacy(self) -> list[str]:
+        """RFC 3323 privacy values (``id``, ``header``, ``none``...), lower case."""
+        out: list[str] = []
+        for value in self.headers.get_all("Privacy"):
+            out.extend(parse_privacy(value))
+        return out
+
     def header_tokens(self, name: str) -> list[str]:
         """Comma-separated tokens (Require, Supported, Allow...), lower case."""
-        return [v.lower() for v in self.headers.values(name)]
+        out: list[str] = []
+        for value in self.headers.values(name):
+            if not is_token(value):
+                raise ParseError(f"bad token {value[:40]!r} in {name}")
+            out.append(value.lower())
+        return out
+
+    # -- full validation ----------------------------------------------------
+
+    def validate(self, *, uri_schemes: Collection[str] | None = SUPPORTED_URI_SCHEMES) -> None:
+        """Parse every header the core understands; raise on the first bad one.
+
+        ``parse_message`` checks only what routing an answer needs; a UAS or
+        proxy calls this before acting on a request. Raises ParseError (400),
+        or for a request whose Request-URI scheme is not in ``uri_schemes``,
+        ParseError with status 416 (RFC 3261 §8.2.2.1); None accepts any.
+        """
+        headers = self.headers
+        for key in _SINGLETONS:
+            if headers.count(key) > 1:
+                raise ParseError(f"more than one {canonical_name(key)} header")
+        self._vias = None
+        if not self.vias:
+            raise ParseError("missing Via header")
+        self.from_  # noqa: B018
+        self.to  # noqa: B018
+        self.call_id  # noqa: B018
+        self.cseq  # noqa: B018
+        self.max_forwards  # noqa: B018
+        self.expires  # noqa: B018
+        length = headers.get("Content-Length")
+        if length is not None:
+            parse_uint(length, "Content-Length")
+        contacts = self.contacts
+        for contact in contacts:
+            contact.expires  # noqa: B018
+            contact.q  # noqa: B018
+        if self.contact_star and (contacts or headers.count("Contact") > 1):
+            raise ParseError("Contact '*' mixed with addresses")
+        for name in ("Route", "Record-Route"):
+            for value in headers.values(name):
+                if not value.lstrip().startswith(("<", '"')) and "<" not in value:
+                    raise ParseError(f"{name} element without <>: {value[:80]!r}")
+                parse_name_addr(value)
+        self.name_addrs("P-Asserted-Identity")
+        self.reasons  # noqa: B018
+        self.privacy  # noqa: B018
+        for name in ("Require", "Supported", "Proxy-Require", "Unsupported"):
+            self.header_tokens(name)
+        self._validate_start(uri_schemes)
+
+    def _validate_start(self, uri_schemes: Collection[str] | None) -> None:
+        """Start-line checks of the concrete message kind."""
 
     # -- serialisation ------------------------------------------------------
 
@@ -305,16 +427,60 @@ class Message:
     def serialize(self) -> bytes:
         """Wire bytes; Content-Length is always written from the body."""
         lines = [self.start_line()]
-        for key, spelled, value in self.headers._items:
-            if key != "content-length":
-                lines.append(f"{spelled}: {value}")
-        lines.append(f"Content-Length: {len(self.body)}")
-        lines.append("")
-        lines.append("")
-        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
+        lines.extend([f"{spelled}: {value}" for key, spelled, value in self.headers._items
+                      if key != "content-length"])
+        lines.append(f"Content-Length: {len(self.body)}\r\n\r\n")
+        head = "\r\n".join(lines)
+        try:
+            data = head.encode()
+        except UnicodeEncodeError:
+            # undecodable bytes received are kept as surrogates: give them back
+            data = head.encode("utf-8", "surrogateescape")
+        return data + self.body if self.body else data
 
     def __bytes__(self) -> bytes:
         return self.serialize()
+
+
+def _parse_top_via(value: str) -> Via:
+    if "," in value:
+        parts = split_list(value)
+        if not parts:
+            raise ParseError("empty Via header")
+        value = parts[0]
+    return parse_via(value)
+
+
+_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
+_CALL_ID_RE = re.compile(rf"{_WORD}(?:@{_WORD})?\Z")
+
+
+def _parse_call_id(value: str) -> str:
+    """callid = word [ "@" word ] (RFC 3261 §25.1)."""
+    value = value.strip()
+    if _CALL_ID_RE.match(value) is None:
+        raise ParseError(f"bad Call-ID {value[:80]!r}")
+    return value
+
+
+def _tag_of(value: str) -> str | None:
+    """The tag parameter of a From/To value without parsing its URI."""
+    gt = value.rfind(">")
+    if gt >= 0:
+        rest = value[gt + 1 :]
+        if '"' in rest:
+            return parse_name_addr(value).tag
+    elif "<" in value or '"' in value:
+        return parse_name_addr(value).tag
+    else:
+        semi = value.find(";")
+        rest = value[semi:] if semi >= 0 else ""
+    rest = rest.strip()
+    if not rest:
+        return None
+    if rest[0] != ";":
+        raise ParseError(f"junk after address in {value[:80]!r}")
+    return get_param(parse_params(rest[1:]), "tag")
 
 
 class Request(Message):
@@ -341,6 +507,18 @@ class Request(Message):
         if self._request_uri is None:
             self._request_uri = parse_uri(self.uri)
         return self._request_uri
+
+    def _validate_start(self, uri_schemes: Collection[str] | None) -> None:
+        if self.cseq.method != self.method:
+            raise ParseError(f"CSeq method {self.cseq.method} does not match {self.method}")
+        self._request_uri = None
+        uri = self.request_uri
+        if isinstance(uri, SipUri) and uri.headers is not None:
+            # RFC 3261 §19.1.1: headers are not allowed in a Request-URI (RFC 4475 §3.1.2.11)
+            raise ParseError(f"headers in Request-URI {self.uri[:80]!r}")
+        if uri_schemes is not None and uri.scheme not in uri_schemes:
+            raise ParseError(f"unsupported URI scheme {uri.scheme!r}", status=416,
+                             reason="Unsupported URI Scheme")
 
     def start_line(self) -> str:
         return f"{self.method} {self.uri} {self.version}"
@@ -376,8 +554,15 @@ class Response(Message):
         return f"<Response {self.status} {self.reason}>"
 
 
+def _to_tag_or_none(request: Request) -> str | None:
+    try:
+        return request.to_tag
+    except ParseError:
+        return None
+
+
 # Headers a response copies from its request (RFC 3261 §8.2.6.2).
-_COPIED_TO_RESPONSE = ("Via", "From", "To", "Call-ID", "CSeq")
+_COPIED_TO_RESPONSE = frozenset(("via", "from", "to", "call-id", "cseq"))
 
 
 def make_response(
@@ -395,14 +580,21 @@ def make_response(
     when the request's To has none (never for 100 Trying).
     """
     out = Headers()
-    for key, spelled, value in request.headers._items:
-        if key in ("via", "from", "to", "call-id", "cseq"):
-            if key == "to" and to_tag is not None and status != 100 and ";tag=" not in value.lower()\
-                    and request.to_tag is None:
-                value = f"{value};tag={to_tag}"
-            out._items.append((key, spelled, value))
-    if status == 100 and "Timestamp" in request.headers:
-        out.add("Timestamp", request.headers.get("Timestamp") or "")
+    items = out._items
+    add_tag = to_tag is not None and status != 100
+    for item in request.headers._items:
+        key = item[0]
+        if key in _COPIED_TO_RESPONSE:
+            if key == "to" and add_tag:
+                value = item[2]
+                # a "tag" substring may be a false alarm: then ask the parser
+                if "tag" not in value.lower() or _to_tag_or_none(request) is None:
+                    item = (key, item[1], f"{value};tag={to_tag}")
+            items.append(item)
+    if status == 100:
+        timestamp = request.headers.get("Timestamp")
+        if timestamp is not None:
+            items.append(("timestamp", "Timestamp", timestamp))
     for name, value in headers:
         out.add(name, value)
     return Response(status, reason, out, body)

@@ -1,29 +1,56 @@
-"""SIP, SIPS (RFC 3261 §19.1) and tel (RFC 3966) URIs."""
+"""SIP, SIPS (RFC 3261 §19.1) and tel (RFC 3966) URIs.
+
+``parse_uri`` checks the character classes of every part (RFC 3261 §25.1):
+a URI that parses here is one we can forward. Parts are kept as sent
+(escapes included); ``user_unescaped`` and ``uri_equal`` (RFC 3261
+§19.1.4) undo the escapes. IPv6 references keep their brackets in
+``host`` (``[2001:db8::1]``).
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
-from urllib.parse import unquote as pct_unquote
+from urllib.parse import unquote_to_bytes
 
 from .errors import ParseError
 from .grammar import Params, format_params, get_param, parse_params
 
-_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.")
+_ESC = r"%[0-9A-Fa-f]{2}"
+_UNRESERVED = r"A-Za-z0-9\-_.!~*'()"
+# RFC 3261 §25.1: user = 1*( unreserved / escaped / user-unreserved )
+_USER_RE = re.compile(rf"(?:[{_UNRESERVED}&=+$,;?/]|{_ESC})+\Z")
+# password = *( unreserved / escaped / "&" / "=" / "+" / "$" / "," )
+_PASSWORD_RE = re.compile(rf"(?:[{_UNRESERVED}&=+$,]|{_ESC})*\Z")
+# uri-parameters: paramchar = param-unreserved / unreserved / escaped
+_PARAMCHAR = rf"(?:[{_UNRESERVED}\[\]/:&+$]|{_ESC})"
+_URI_PARAMS_RE = re.compile(rf"(?:;{_PARAMCHAR}+(?:={_PARAMCHAR}+)?)*\Z")
+# headers: hname "=" hvalue *( "&" hname "=" hvalue ), hnv-unreserved = [ ] / ? : + $
+_HNVCHAR = rf"(?:[{_UNRESERVED}\[\]/?:+$]|{_ESC})"
+_HEADERS_RE = re.compile(rf"{_HNVCHAR}+={_HNVCHAR}*(?:&{_HNVCHAR}+={_HNVCHAR}*)*\Z")
+_HOSTNAME_RE = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9\-.]*)\Z")
+# Liberal on purpose: RFC 5118 §4.10 asks to accept "2001:db8:::192.0.2.1".
+_IPV6_RE = re.compile(r"\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\]\Z")
+_SCHEME_RE = re.compile(r"[A-Za-z][A-Za-z0-9+\-.]*\Z")
+_TEL_RE = re.compile(r"\+?[0-9A-Fa-f*#\-.()pPwW]+\Z")
+_TEL_VISUAL = str.maketrans("", "", "-.()")
+_ABSOLUTE_REST_RE = re.compile(r"[^\s<>\"]+\Z")
+_PORT_RE = re.compile(r"[0-9]{1,5}\Z")
 
 
-def _check_host(host: str, text: str) -> str:
-    if not host:
-        raise ParseError(f"URI without host: {text!r}")
-    if host.startswith("["):
-        if not host.endswith("]") or len(host) < 4:
-            raise ParseError(f"bad IPv6 reference in {text!r}")
-        inner = host[1:-1]
-        if any(c not in "0123456789abcdefABCDEF:." for c in inner) or ":" not in inner:
-            raise ParseError(f"bad IPv6 reference in {text!r}")
+def check_host(host: str, text: str) -> str:
+    """Validate a host (hostname, IPv4 address or IPv6 reference in brackets)."""
+    if host[:1] == "[":
+        if _IPV6_RE.match(host) is None:
+            raise ParseError(f"bad IPv6 reference in {text[:80]!r}")
         return host
-    if any(c not in _HOST_CHARS for c in host):
-        raise ParseError(f"bad host {host!r} in {text!r}")
+    if not host or _HOSTNAME_RE.match(host) is None:
+        raise ParseError(f"bad host {host[:60]!r} in {text[:80]!r}")
     return host
+
+
+# Kept for callers of the old name.
+_check_host = check_host
 
 
 def split_hostport(text: str, whole: str) -> tuple[str, int | None]:
@@ -31,21 +58,28 @@ def split_hostport(text: str, whole: str) -> tuple[str, int | None]:
     if text.startswith("["):
         end = text.find("]")
         if end < 0:
-            raise ParseError(f"unterminated IPv6 reference in {whole!r}")
+            raise ParseError(f"unterminated IPv6 reference in {whole[:80]!r}")
         host = text[: end + 1]
         rest = text[end + 1 :]
         if rest and not rest.startswith(":"):
-            raise ParseError(f"junk after IPv6 reference in {whole!r}")
-        port_text = rest[1:] if rest else None
+            raise ParseError(f"junk after IPv6 reference in {whole[:80]!r}")
+        port_text: str | None = rest[1:] if rest else None
     else:
         host, colon, port_text_ = text.partition(":")
         port_text = port_text_ if colon else None
     port: int | None = None
     if port_text is not None:
-        if not port_text.isdigit() or len(port_text) > 5 or int(port_text) > 65535:
-            raise ParseError(f"bad port {port_text!r} in {whole!r}")
+        if _PORT_RE.match(port_text) is None or int(port_text) > 65535:
+            raise ParseError(f"bad port {port_text[:20]!r} in {whole[:80]!r}")
         port = int(port_text)
-    return _check_host(host, whole), port
+    return check_host(host, whole), port
+
+
+def unescape(text: str) -> str:
+    """Undo %HH escapes (RFC 3261 §19.1.2); bytes that are not UTF-8 are kept as surrogates."""
+    if "%" not in text:
+        return text
+    return unquote_to_bytes(text).decode("utf-8", "surrogateescape")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +107,12 @@ class SipUri:
 
     @property
     def user_unescaped(self) -> str | None:
-        return None if self.user is None else pct_unquote(self.user)
+        return None if self.user is None else unescape(self.user)
+
+    @property
+    def host_address(self) -> str:
+        """The host without the brackets of an IPv6 reference."""
+        return self.host[1:-1] if self.host.startswith("[") else self.host
 
     def with_params(self, params: Params) -> SipUri:
         return replace(self, params=params)
@@ -129,48 +168,62 @@ class AbsoluteUri:
 
 Uri = SipUri | TelUri | AbsoluteUri
 
-_TEL_CHARS = frozenset("0123456789ABCDEFabcdef*#+-.()pPwW")
-
 
 def parse_uri(text: str) -> Uri:
-    """Parse a URI; raises ParseError with status 400 (416 for a bad scheme)."""
+    """Parse a URI; raises ParseError (400) when it is not well formed.
+
+    Any well-formed scheme is accepted: whether the scheme is supported is
+    the caller's decision (416 Unsupported URI Scheme, RFC 3261 §8.2.2.1).
+    """
     scheme, colon, rest = text.partition(":")
-    if not colon or not scheme:
-        raise ParseError(f"not a URI: {text!r}")
+    if not colon or _SCHEME_RE.match(scheme) is None:
+        raise ParseError(f"not a URI: {text[:80]!r}")
     lscheme = scheme.lower()
-    if not scheme[0].isalpha() or not all(c.isalnum() or c in "+-." for c in scheme):
-        raise ParseError(f"bad URI scheme in {text!r}", status=416, reason="Unsupported URI Scheme")
-    if any(c in " \t\r\n" for c in text):
-        raise ParseError(f"whitespace inside URI {text!r}")
-    if lscheme in ("sip", "sips"):
+    if lscheme == "sip" or lscheme == "sips":
         return _parse_sip(lscheme, rest, text)
     if lscheme == "tel":
-        number, _, ptext = rest.partition(";")
-        if not number or any(c not in _TEL_CHARS for c in number):
-            raise ParseError(f"bad tel URI {text!r}")
-        return TelUri(number=number, params=parse_params(ptext))
+        number, semi, ptext = rest.partition(";")
+        if _TEL_RE.match(number) is None:
+            raise ParseError(f"bad tel URI {text[:80]!r}")
+        return TelUri(number=number, params=parse_params(ptext) if semi else [])
+    if _ABSOLUTE_REST_RE.match(rest) is None:
+        raise ParseError(f"bad URI {text[:80]!r}")
     return AbsoluteUri(text=text)
 
 
 def _parse_sip(scheme: str, rest: str, text: str) -> SipUri:
-    headers: str | None = None
-    if "?" in rest:
-        rest, _, headers = rest.partition("?")
     user: str | None = None
     password: str | None = None
+    # '@' can appear nowhere after the userinfo (params and headers escape it),
+    # while the userinfo may hold ';' '?' '/' (RFC 4475 §3.1.1.2, §3.1.1.9).
     at = rest.rfind("@")
     if at >= 0:
         userinfo = rest[:at]
         rest = rest[at + 1 :]
-        if ":" in userinfo:
-            user, _, password = userinfo.partition(":")
-        else:
-            user = userinfo
-        if not user:
-            raise ParseError(f"empty user part in {text!r}")
-    hostport, semi, ptext = rest.partition(";")
-    host, port = split_hostport(hostport, text)
-    params = parse_params(ptext) if semi else []
+        user, colon, password_ = userinfo.partition(":")
+        if _USER_RE.match(user) is None:
+            raise ParseError(f"bad user part in {text[:80]!r}")
+        if colon:
+            if _PASSWORD_RE.match(password_) is None:
+                raise ParseError(f"bad password in {text[:80]!r}")
+            password = password_
+    headers: str | None = None
+    qmark = rest.find("?")
+    if qmark >= 0:
+        headers = rest[qmark + 1 :]
+        rest = rest[:qmark]
+        if _HEADERS_RE.match(headers) is None:
+            raise ParseError(f"bad URI headers in {text[:80]!r}")
+    semi = rest.find(";")
+    if semi >= 0:
+        ptext = rest[semi:]
+        rest = rest[:semi]
+        if _URI_PARAMS_RE.match(ptext) is None:
+            raise ParseError(f"bad URI parameters in {text[:80]!r}")
+        params = [_split_param(item) for item in ptext[1:].split(";")]
+    else:
+        params = []
+    host, port = split_hostport(rest, text)
     return SipUri(
         host=host,
         user=user,
@@ -180,3 +233,57 @@ def _parse_sip(scheme: str, rest: str, text: str) -> SipUri:
         params=params,
         headers=headers,
     )
+
+
+def _split_param(item: str) -> tuple[str, str | None]:
+    name, eq, value = item.partition("=")
+    return (name, value if eq else None)
+
+
+# uri-parameters that must match when present in either URI (RFC 3261 §19.1.4).
+_MUST_MATCH_PARAMS = ("user", "ttl", "method", "maddr", "transport")
+
+
+def _param_map(params: Params) -> dict[str, str]:
+    return {unescape(k).lower(): unescape(v or "").lower() for k, v in params}
+
+
+def _header_set(headers: str | None) -> set[tuple[str, str]]:
+    if not headers:
+        return set()
+    out: set[tuple[str, str]] = set()
+    for item in headers.split("&"):
+        name, _, value = item.partition("=")
+        out.add((unescape(name).lower(), unescape(value)))
+    return out
+
+
+def uri_equal(a: Uri, b: Uri) -> bool:
+    """URI equivalence per RFC 3261 §19.1.4 (sip/sips) and RFC 3966 §4 (tel)."""
+    if isinstance(a, SipUri) and isinstance(b, SipUri):
+        if a.scheme != b.scheme or a.port != b.port:
+            return False
+        if a.host.lower() != b.host.lower():
+            return False
+        if (a.user is None) != (b.user is None) or (a.password is None) != (b.password is None):
+            return False
+        if a.user is not None and b.user is not None and unescape(a.user) != unescape(b.user):
+            return False
+        if (a.password is not None and b.password is not None
+                and unescape(a.password) != unescape(b.password)):
+            return False
+        pa, pb = _param_map(a.params), _param_map(b.params)
+        for name in _MUST_MATCH_PARAMS:
+            if pa.get(name) != pb.get(name):
+                return False
+        for name, value in pa.items():
+            if name in pb and pb[name] != value:
+                return False
+        return _header_set(a.headers) == _header_set(b.headers)
+    if isinstance(a, TelUri) and isinstance(b, TelUri):
+        if a.number.translate(_TEL_VISUAL).lower() != b.number.translate(_TEL_VISUAL).lower():
+            return False
+        return _param_map(a.params) == _param_map(b.params)
+    if isinstance(a, AbsoluteUri) and isinstance(b, AbsoluteUri):
+        return a.scheme == b.scheme and a.text.partition(":")[2] == b.text.partition(":")[2]
+    return False
