@@ -25,7 +25,7 @@ ALLOWED_STDLIB = {
     "contextlib", "copy", "sys",
 }
 # Third-party modules allowed per layer.
-ALLOWED_THIRD_PARTY = {"sip": set(), "media": {"numpy", "g722"}}
+ALLOWED_THIRD_PARTY = {"sip": set(), "media": {"numpy", "g722", "G722"}}  # PyPI G722
 ALLOWED_INTERNAL = {"sip": {"boomerang.sip"}, "media": {"boomerang.sip", "boomerang.media"}}
 # Calls that would smuggle a clock or randomness in through an allowed module.
 FORBIDDEN_ATTRIBUTES = {"time", "monotonic", "perf_counter", "urandom", "getrandom"}
