@@ -1,0 +1,331 @@
+"""The endpoint application of version 0.1.0: config -> transports ->
+TransactionLayer -> a small UAS core.
+
+What it answers (RFC 3261 §8.2 order of checks, see sip/uas_checks.py):
+
+| request                                  | answer                                   |
+|------------------------------------------|------------------------------------------|
+| Max-Forwards: 0                          | 483                                      |
+| Request-URI scheme not sip/sips/tel      | 416                                      |
+| unknown method                           | 501 with Allow                           |
+| Require with an option we lack           | 420 with Unsupported                     |
+| OPTIONS                                  | 200 with Allow, Accept, Supported        |
+| INVITE (no number is served yet)         | 100 (by the layer), then 404             |
+| REGISTER, any user, with or without      | 401 with a fresh digest challenge; the   |
+| credentials (there are no users yet)     | same shape for everyone (no enumeration) |
+| CANCEL                                   | 200 (by the layer); 487 to a pending     |
+|                                          | INVITE                                   |
+| ACK                                      | absorbed                                 |
+| BYE, INFO, UPDATE (no dialogs exist)     | 481                                      |
+| anything new while shutting down         | 503 with Retry-After                     |
+
+A request for another domain is answered all the same: we are not a proxy.
+Every response carries a To tag and a Server header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import signal
+import ssl
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from .config import Config
+from .ids import RandomIds
+from .sip.address import Address
+from .sip.errors import ProtocolError, SipError
+from .sip.ids import IdGenerator
+from .sip.message import Request, make_response
+from .sip.transaction.events import (
+    CancelReceived,
+    Event,
+    RequestReceived,
+    TransactionKey,
+    TransactionTerminated,
+)
+from .sip.transaction.layer import TransactionLayer
+from .sip.uas_checks import UasPolicy, screen_request
+from .transport.sip_transport import SipDriver
+
+log = logging.getLogger(__name__)
+
+ALLOWED_METHODS = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE")
+# Requests that only make sense inside a dialog; no dialog exists in 0.1.0.
+DIALOG_METHODS = frozenset(("BYE", "INFO", "UPDATE"))
+POLICY = UasPolicy(allowed_methods=ALLOWED_METHODS, supported_options=())
+RETRY_AFTER_S = 5
+
+InvitePolicy = Callable[[Request], int | None]
+"""Decides an INVITE: a final status to answer at once, or None to hold it
+pending (answered later with ``Endpoint.answer_invite``)."""
+
+
+def reject_every_invite(request: Request) -> int:
+    """Version 0.1.0 serves no number: every INVITE is 404 Not Found."""
+    return 404
+
+
+class Challenger(Protocol):
+    """What the endpoint needs of ``boomerang.sip.auth.DigestServer``."""
+
+    def challenge(self, now: float, *, stale: bool = False) -> list[str]: ...
+
+
+class StartError(Exception):
+    """The endpoint could not start (a listen address could not be bound...)."""
+
+
+def server_ssl_context(config: Config) -> ssl.SSLContext | None:
+    tls = config.sip.tls
+    if tls is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert, tls.key)
+    return context
+
+
+def client_ssl_context(config: Config) -> ssl.SSLContext:
+    tls = config.sip.tls
+    context = ssl.create_default_context(
+        ssl.Purpose.SERVER_AUTH, cafile=str(tls.ca) if tls and tls.ca else None)
+    if tls is None or not tls.verify_peer:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class Endpoint:
+    """The SIP endpoint: owns the driver and answers what arrives."""
+
+    __slots__ = (
+        "_ids",
+        "_wall_clock",
+        "challenger",
+        "config",
+        "draining",
+        "driver",
+        "invite_policy",
+        "layer",
+        "pending_invites",
+        "server_headers",
+    )
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        challenger: Challenger,
+        ids: IdGenerator | None = None,
+        layer: TransactionLayer | None = None,
+        invite_policy: InvitePolicy = reject_every_invite,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.challenger = challenger
+        self._ids = ids or RandomIds()
+        self._wall_clock = wall_clock
+        self.layer = layer if layer is not None else TransactionLayer()
+        self.invite_policy = invite_policy
+        self.server_headers: tuple[tuple[str, str], ...] = (("Server", config.sip.user_agent),)
+        self.pending_invites: dict[TransactionKey, Request] = {}
+        self.draining = False
+        self.driver: SipDriver | None = None
+
+    # -- life cycle -----------------------------------------------------------------
+
+    async def start(self) -> list[Address]:
+        """Bind every listen address of the config; all or nothing."""
+        sip = self.config.sip
+        driver = SipDriver(
+            self.layer, loop=asyncio.get_running_loop(), handler=self.handle,
+            idle_timeout_s=sip.connection_idle_s, client_ssl=client_ssl_context(self.config),
+            server_headers=self.server_headers,
+        )
+        server_ssl = server_ssl_context(self.config)
+        bound: list[Address] = []
+        for item in sip.listen:
+            try:
+                bound.append(await driver.listen(
+                    item.transport, item.host, item.port,
+                    server_ssl=server_ssl if item.transport == "tls" else None))
+            except OSError as error:
+                await driver.close()
+                raise StartError(f"cannot listen on {item}: {error.strerror or error}") from None
+        self.driver = driver
+        return bound
+
+    def begin_shutdown(self) -> None:
+        """Stop taking new requests (503 from now on); answer held INVITEs."""
+        self.draining = True
+        for key in list(self.pending_invites):
+            self.answer_invite(key, 503, retry_after=True)
+
+    async def drain(self, grace_s: float, abort: asyncio.Event | None = None) -> None:
+        """Wait until no transaction is left, at most ``grace_s``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace_s
+        while len(self.layer) and loop.time() < deadline:
+            if abort is not None and abort.is_set():
+                return
+            await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
+
+    async def close(self) -> None:
+        if self.driver is not None:
+            await self.driver.close()
+            self.driver = None
+
+    # -- events ---------------------------------------------------------------------
+
+    def handle(self, event: Event) -> None:
+        if isinstance(event, RequestReceived):
+            if event.transaction is not None:
+                self._on_request(event.request, event.transaction, event.source)
+        elif isinstance(event, CancelReceived):
+            self._on_cancel(event)
+        elif isinstance(event, TransactionTerminated):
+            self.pending_invites.pop(event.transaction, None)
+
+    def _on_request(self, request: Request, key: TransactionKey, source: Address) -> None:
+        method = request.method
+        if method == "ACK":
+            return
+        try:
+            if self.draining:
+                self._answer(request, 503, retry_after=True)
+                return
+            rejection = screen_request(request, POLICY)
+            if rejection is not None:
+                log.debug("call_id=%s %s from %s refused %d: %s", request.call_id, method,
+                          source, rejection.status, rejection.detail)
+                self._answer(request, rejection.status, rejection.headers)
+                return
+            if method == "OPTIONS":
+                self._answer(request, 200, (
+                    ("Allow", POLICY.allow_header),
+                    ("Accept", "application/sdp"),
+                    ("Supported", POLICY.supported_header),
+                ))
+            elif method == "INVITE":
+                self._on_invite(request, key, source)
+            elif method == "REGISTER":
+                self._on_register(request)
+            elif method in DIALOG_METHODS:
+                self._answer(request, 481)
+            else:
+                self._answer(request, 501, (("Allow", POLICY.allow_header),))
+        except SipError as error:
+            log.info("call_id=%s %s from %s: %s", request.headers.get("Call-ID"), method,
+                     source, error.detail)
+            self._answer(request, error.status)
+
+    def _on_invite(self, request: Request, key: TransactionKey, source: Address) -> None:
+        status = self.invite_policy(request)
+        if status is None:
+            self.pending_invites[key] = request
+            return
+        log.debug("call_id=%s INVITE %s from %s answered %d", request.call_id, request.uri,
+                 source, status)
+        self._answer(request, status)
+
+    def answer_invite(self, key: TransactionKey, status: int, *, retry_after: bool = False
+                      ) -> None:
+        """Give a held INVITE its final response."""
+        request = self.pending_invites.pop(key, None)
+        if request is not None:
+            self._answer(request, status, retry_after=retry_after)
+
+    def _on_cancel(self, event: CancelReceived) -> None:
+        request = self.pending_invites.pop(event.transaction, None)
+        if request is not None:
+            log.info("call_id=%s INVITE cancelled by %s", request.call_id, event.source)
+            self._answer(request, 487)
+
+    def _on_register(self, request: Request) -> None:
+        # No users exist yet: every REGISTER, with or without credentials, for
+        # any user, gets the same 401 with a fresh challenge, so nobody can
+        # tell a known user from an unknown one.
+        challenges = self.challenger.challenge(self._wall_clock())
+        self._answer(request, 401, tuple(("WWW-Authenticate", value) for value in challenges))
+
+    def _answer(
+        self,
+        request: Request,
+        status: int,
+        headers: tuple[tuple[str, str], ...] = (),
+        *,
+        retry_after: bool = False,
+    ) -> None:
+        extra = headers + self.server_headers
+        if retry_after:
+            extra += (("Retry-After", str(RETRY_AFTER_S)),)
+        response = make_response(request, status, to_tag=self._ids.tag(), headers=extra)
+        assert self.driver is not None
+        try:
+            self.driver.send_response(response)
+        except ProtocolError as error:  # the transaction ended meanwhile (Timer H...)
+            log.debug("call_id=%s %d not sent: %s", request.headers.get("Call-ID"), status,
+                      error.detail)
+
+
+# -- running the server ---------------------------------------------------------------
+
+
+def make_endpoint(config: Config) -> Endpoint:
+    """The production endpoint: random ids and a digest secret from the OS CSPRNG."""
+    from .sip.auth import DigestServer
+
+    challenger = DigestServer(realm=config.sip.realm, secret=secrets.token_bytes(32))
+    return Endpoint(config, challenger=challenger, ids=RandomIds())
+
+
+async def serve(
+    config: Config,
+    *,
+    on_ready: Callable[[list[Address]], None],
+    endpoint: Endpoint | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop``); drain; return the exit status.
+
+    Raises StartError when a listen address cannot be bound.
+    """
+    loop = asyncio.get_running_loop()
+    endpoint = endpoint or make_endpoint(config)
+    stop = stop or asyncio.Event()
+    bound = await endpoint.start()
+    installed: list[signal.Signals] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signum, stop.set)
+            installed.append(signum)
+    try:
+        on_ready(bound)
+        await stop.wait()
+        stop.clear()
+        log.info("stopping: new requests get 503; finishing %d transaction(s)",
+                 len(endpoint.layer))
+        endpoint.begin_shutdown()
+        await endpoint.drain(config.sip.shutdown_grace_s, abort=stop)
+    finally:
+        for signum in installed:
+            loop.remove_signal_handler(signum)
+        await endpoint.close()
+    log.info("stopped")
+    return 0
+
+
+__all__ = [
+    "ALLOWED_METHODS",
+    "Challenger",
+    "Endpoint",
+    "InvitePolicy",
+    "StartError",
+    "make_endpoint",
+    "reject_every_invite",
+    "serve",
+]

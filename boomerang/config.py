@@ -1,0 +1,568 @@
+"""Typed settings loaded from the YAML file of SPEC §4.
+
+``load_config(path)`` returns a ``Config`` or raises ``ConfigError`` listing
+EVERY problem found, each as ``FILE:LINE: path.to.field: what is wrong; what
+would be right (example)``. Nothing starts half-configured: the server only
+runs on a file that validated completely.
+
+Version 0.1.0 serves SIP only: ``trunks``, ``extensions``, ``dids`` and
+``flows`` must be empty or absent; a non-empty one is refused (never
+silently ignored).
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import re
+import ssl
+import types
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from . import __version__ as VERSION
+
+TRANSPORTS = ("udp", "tcp", "tls")
+DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
+# ITU-T E.180 tone plans the media layer knows (lower-case country codes).
+TONE_PLANS = ("de", "es", "fr", "it", "nl", "pl", "uk", "us")
+DATABASE_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgresql+asyncpg")
+NOT_YET_SUPPORTED = ("trunks", "extensions", "dids", "flows")
+
+# What a right value looks like, by field path ([*] for any list index).
+EXAMPLES: dict[str, str] = {
+    "sip": "sip: {listen: [udp:0.0.0.0:5060]}",
+    "sip.listen": "listen: [udp:0.0.0.0:5060, tcp:0.0.0.0:5060]",
+    "sip.listen[*]": "udp:0.0.0.0:5060",
+    "sip.public_address": "auto, or 203.0.113.10",
+    "sip.user_agent": f"Boomerang/{VERSION}",
+    "sip.realm": "pbx.example.com",
+    "sip.tls": "tls: {cert: /etc/boomerang/cert.pem, key: /etc/boomerang/key.pem}",
+    "sip.tls.cert": "/etc/boomerang/cert.pem",
+    "sip.tls.key": "/etc/boomerang/key.pem",
+    "sip.tls.ca": "/etc/ssl/certs/ca-certificates.crt",
+    "sip.tls.verify_peer": "true",
+    "sip.connection_idle_s": "300",
+    "sip.shutdown_grace_s": "3",
+    "media": "media: {rtp_ports: 20000-20999, tone_plan: pl}",
+    "media.rtp_ports": "20000-20999",
+    "media.tone_plan": "pl",
+    "database": "sqlite:///boomerang.db",
+    "licence": "null, or /etc/boomerang/licence.json",
+}
+
+
+class ConfigError(Exception):
+    """The file cannot be used; ``problems`` lists every reason, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+def _problem(text: str) -> PydanticCustomError:
+    return PydanticCustomError("boomerang_config", "{text}", {"text": text})
+
+
+# -- value types parsed from strings ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """``transport:host:port`` to bind; port 0 binds an ephemeral port."""
+
+    transport: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.transport}:{host}:{self.port}"
+
+
+def parse_listen(value: object) -> ListenAddress:
+    if not isinstance(value, str):
+        raise _problem(f"{value!r} is not a listen address; write transport:address:port, "
+                       "e.g. udp:0.0.0.0:5060")
+    transport, colon, rest = value.partition(":")
+    transport = transport.lower()
+    if not colon or transport not in TRANSPORTS:
+        raise _problem(f"{value!r} does not start with a transport; use udp, tcp or tls, "
+                       "e.g. udp:0.0.0.0:5060")
+    example = f"{transport}:0.0.0.0:{DEFAULT_PORTS[transport]}"
+    if rest.startswith("["):
+        host, bracket, tail = rest[1:].partition("]")
+        if not bracket or not tail.startswith(":"):
+            raise _problem(f"{value!r} has no port after the IPv6 address; "
+                           f"e.g. {transport}:[::]:{DEFAULT_PORTS[transport]}")
+        port_text = tail[1:]
+    else:
+        host, colon, port_text = rest.rpartition(":")
+        if not colon or ":" in host:
+            raise _problem(f"{value!r} needs an address and a port; e.g. {example}")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise _problem(f"{value!r} has address {host!r}, which is not an IP address to bind; "
+                       f"use 0.0.0.0, :: or an address of this host, e.g. {example}") from None
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise _problem(f"{value!r} has port {port_text}; a port is 1-65535 (0 picks a free "
+                       f"one), e.g. {example}")
+    return ListenAddress(transport=transport, host=host, port=int(port_text))
+
+
+@dataclass(frozen=True, slots=True)
+class PortRange:
+    first: int
+    last: int
+
+    def __str__(self) -> str:
+        return f"{self.first}-{self.last}"
+
+
+def parse_port_range(value: object) -> PortRange:
+    text = str(value) if isinstance(value, (str, int)) else ""
+    first, dash, last = text.partition("-")
+    if not dash or not first.strip().isdigit() or not last.strip().isdigit():
+        raise _problem(f"{value!r} is not a port range; write FIRST-LAST, e.g. 20000-20999")
+    low, high = int(first), int(last)
+    if not (1024 <= low < high <= 65535):
+        raise _problem(f"{value!r} is not a range of unprivileged ports from low to high; "
+                       "both ends within 1024-65535 and the first below the last, "
+                       "e.g. 20000-20999")
+    if high - low + 1 < 4:
+        raise _problem(f"{value!r} holds {high - low + 1} ports; each call needs 2, give at "
+                       "least 4, e.g. 20000-20999")
+    return PortRange(first=low, last=high)
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseUrl:
+    url: str
+    scheme: str
+
+    def __str__(self) -> str:
+        return self.url
+
+
+def parse_database(value: object) -> DatabaseUrl:
+    if not isinstance(value, str):
+        raise _problem(f"{value!r} is not a database URL; e.g. sqlite:///boomerang.db or "
+                       "postgresql://boomerang:secret@db.example.com/boomerang")
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in DATABASE_SCHEMES:
+        hint = ""
+        if scheme.lower() == "postgres":
+            hint = " (write postgresql://, not postgres://)"
+        raise _problem(f"{value!r} is not a supported database URL{hint}; use "
+                       "sqlite:///PATH or postgresql://USER:PASSWORD@HOST/NAME, "
+                       "e.g. sqlite:///boomerang.db")
+    if scheme.lower().startswith("sqlite"):
+        if not rest.startswith("/") or rest == "/":
+            raise _problem(f"{value!r} has no file path (sqlite URLs have three slashes); "
+                           "e.g. sqlite:///boomerang.db or sqlite:////var/lib/boomerang.db")
+    else:
+        host = rest.rpartition("@")[2].partition("/")[0]
+        if not host or "/" not in rest.rpartition("@")[2]:
+            raise _problem(f"{value!r} needs a host and a database name; "
+                           "e.g. postgresql://boomerang:secret@db.example.com/boomerang")
+    return DatabaseUrl(url=value, scheme=scheme.lower())
+
+
+def parse_public_address(value: object) -> str:
+    if not isinstance(value, str) or not value:
+        raise _problem(f"{value!r} is not an address; write auto, an IP address or a host "
+                       "name, e.g. 203.0.113.10")
+    if value == "auto":
+        return value
+    host = value
+    if host.startswith("["):
+        host = host[1:].partition("]")[0]
+    try:
+        ipaddress.ip_address(host)
+        return value
+    except ValueError:
+        pass
+    labels = host.split(".")
+    if all(label and all(c.isalnum() or c == "-" for c in label) for label in labels):
+        return value
+    raise _problem(f"{value!r} is neither auto, an IP address nor a host name; "
+                   "e.g. auto or 203.0.113.10")
+
+
+def _existing_file(value: Path, info: ValidationInfo, what: str, example: str) -> Path:
+    base = (info.context or {}).get("base_dir")
+    path = value if value.is_absolute() or base is None else Path(base) / value
+    if not path.is_file():
+        raise _problem(f"{what} file {str(value)!r} does not exist (looked for {str(path)!r}); "
+                       f"give the path of a readable file, e.g. {example}")
+    return path
+
+
+# -- the file shape -----------------------------------------------------------
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class TlsSettings(_Section):
+    """Certificate and key of the TLS listeners; ``ca`` verifies peers we call."""
+
+    cert: Path
+    key: Path
+    ca: Path | None = None
+    verify_peer: bool = False
+
+    @field_validator("cert")
+    @classmethod
+    def _cert_exists(cls, value: Path, info: ValidationInfo) -> Path:
+        return _existing_file(value, info, "certificate", EXAMPLES["sip.tls.cert"])
+
+    @field_validator("key")
+    @classmethod
+    def _key_exists(cls, value: Path, info: ValidationInfo) -> Path:
+        return _existing_file(value, info, "key", EXAMPLES["sip.tls.key"])
+
+    @field_validator("ca")
+    @classmethod
+    def _ca_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        return _existing_file(value, info, "CA", EXAMPLES["sip.tls.ca"])
+
+    @model_validator(mode="after")
+    def _loads(self) -> TlsSettings:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            context.load_cert_chain(self.cert, self.key)
+        except (ssl.SSLError, OSError) as error:
+            raise _problem(f"the certificate {str(self.cert)!r} and key {str(self.key)!r} "
+                           f"do not load together ({error}); give a PEM certificate and "
+                           "its matching private key") from None
+        return self
+
+
+class SipSettings(_Section):
+    listen: Annotated[list[Annotated[ListenAddress, PlainValidator(parse_listen)]],
+                      Field(min_length=1)]
+    public_address: Annotated[str, PlainValidator(parse_public_address)] = "auto"
+    user_agent: str = f"Boomerang/{VERSION}"
+    realm: str = "boomerang"
+    tls: TlsSettings | None = None
+    connection_idle_s: Annotated[float, Field(gt=0)] = 300.0
+    shutdown_grace_s: Annotated[float, Field(ge=0, le=60)] = 3.0
+
+    @field_validator("listen")
+    @classmethod
+    def _no_duplicates(cls, value: list[ListenAddress]) -> list[ListenAddress]:
+        seen: set[ListenAddress] = set()
+        for item in value:
+            if item in seen and item.port != 0:
+                raise _problem(f"{item} is listed twice; list each address once")
+            seen.add(item)
+        return value
+
+    @field_validator("realm", "user_agent")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        if not value or any(c in value for c in '"\r\n\\') or not value.isprintable():
+            raise _problem(f"{value!r} must be non-empty printable text without quotes or "
+                           "backslashes; e.g. pbx.example.com")
+        return value
+
+
+class MediaSettings(_Section):
+    rtp_ports: Annotated[PortRange, PlainValidator(parse_port_range)] = PortRange(20000, 20999)
+    tone_plan: str = "pl"
+
+    @field_validator("tone_plan")
+    @classmethod
+    def _known_plan(cls, value: str) -> str:
+        if value.lower() not in TONE_PLANS:
+            raise _problem(f"{value!r} is not a known tone plan; use one of "
+                           f"{', '.join(TONE_PLANS)}, e.g. pl")
+        return value.lower()
+
+
+def _not_yet(name: str) -> Any:
+    def check(value: object) -> object:
+        if value is None:
+            return []
+        if isinstance(value, (list, dict)) and not value:
+            return value
+        if isinstance(value, (list, dict)):
+            raise _problem(f"{name} are not supported in version {VERSION}; they arrive in a "
+                           f"later version: remove the section or leave it empty "
+                           f"({name}: {'{}' if isinstance(value, dict) else '[]'})")
+        raise _problem(f"{value!r} is not a list; in version {VERSION} leave it empty, "
+                       f"e.g. {name}: []")
+
+    return PlainValidator(check)
+
+
+class Config(_Section):
+    """The whole file. Paths in it are resolved against the file's folder."""
+
+    sip: SipSettings
+    media: MediaSettings = MediaSettings()
+    database: Annotated[DatabaseUrl, PlainValidator(parse_database)] = DatabaseUrl(
+        "sqlite:///boomerang.db", "sqlite")
+    licence: Path | None = None
+    trunks: Annotated[list[Any], _not_yet("trunks")] = []
+    extensions: Annotated[list[Any], _not_yet("extensions")] = []
+    dids: Annotated[list[Any], _not_yet("dids")] = []
+    flows: Annotated[dict[str, Any] | list[Any], _not_yet("flows")] = {}
+
+    @field_validator("licence")
+    @classmethod
+    def _licence_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        return _existing_file(value, info, "licence", "/etc/boomerang/licence.json")
+
+
+# -- loading with line numbers ----------------------------------------------------
+
+
+def _loc_path(loc: Iterable[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out
+
+
+def _generic(loc: Iterable[int | str]) -> str:
+    return "".join("[*]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _line_of(root: object, loc: tuple[int | str, ...]) -> int:
+    """1-based line of the deepest node of ``loc`` present in the YAML."""
+    node = root
+    line = 1
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            line = node.lc.key(part)[0] + 1
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            line = node.lc.item(part)[0] + 1
+            node = node[part]
+        else:
+            break
+    return line
+
+
+def _model_at(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model class whose fields are the keys at ``loc``."""
+    current: Any = Config
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(part)
+        if field is None:
+            return None
+        current = _unwrap(field.annotation)
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            models = [a for a in typing.get_args(annotation) if a is not type(None)]
+            annotation = models[0] if len(models) == 1 else annotation
+            if len(models) != 1:
+                return annotation
+        elif origin is list:
+            annotation = typing.get_args(annotation)[0]
+        else:
+            return annotation
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    loc: tuple[int | str, ...] = tuple(error["loc"])
+    kind = error["type"]
+    example = EXAMPLES.get(_generic(loc))
+    if kind == "boomerang_config":
+        return str(error["ctx"]["text"])
+    if kind == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        known = sorted(model.model_fields) if model else []
+        key = str(loc[-1])
+        close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
+        guess = f"did you mean {close[0]!r}? " if close else ""
+        return f"unknown key {key!r}; {guess}known keys here: {', '.join(known)}"
+    if kind == "missing":
+        return "is required but missing; add it" + (f", e.g. {example}" if example else "")
+    suffix = f", e.g. {example}" if example else ""
+    given = error.get("input")
+    shown = f"{given!r}" if not isinstance(given, (dict, list)) else "this value"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"{shown} is not a mapping of keys; write key: value pairs{suffix}"
+    if kind == "list_type":
+        return f"{shown} is not a list; write [a, b]{suffix}"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"{shown} is not true or false; write true or false"
+    if kind in ("string_type",):
+        return f"{shown} is not text{suffix}"
+    if kind in ("float_type", "float_parsing", "int_type", "int_parsing"):
+        return f"{shown} is not a number{suffix}"
+    if kind == "too_short":
+        return f"is empty; give at least one entry{suffix}"
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        return f"{shown} is out of range ({error['msg'].lower()}){suffix}"
+    if kind in ("path_type",):
+        return f"{shown} is not a file path{suffix}"
+    return f"{error['msg']}{suffix}"
+
+
+def _raw_cross_checks(data: Any, name: str) -> list[tuple[int, str]]:
+    """Problems visible on the raw data even when other fields are wrong."""
+    found: list[tuple[int, str]] = []
+    sip = data.get("sip") if isinstance(data, Mapping) else None
+    if not isinstance(sip, Mapping):
+        return found
+    listen = sip.get("listen")
+    if isinstance(listen, list) and sip.get("tls") is None:
+        for index, item in enumerate(listen):
+            if isinstance(item, str) and item.lower().startswith("tls:"):
+                found.append((_line_of(data, ("sip", "listen", index)),
+                              f"sip.listen[{index}]: {item!r} needs a certificate; add "
+                              f"sip.tls, e.g. {EXAMPLES['sip.tls']}"))
+    return found
+
+
+def _yaml() -> YAML:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    return yaml
+
+
+def load_config_text(text: str, name: str, base_dir: Path | None = None) -> Config:
+    """Validate YAML text; ``name`` is the file name used in the messages."""
+    try:
+        data = _yaml().load(text)
+    except MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        duplicate = re.match(r'found duplicate key "(.*?)" with value', error.problem or "")
+        if duplicate:  # do not echo the values: they may hold passwords
+            raise ConfigError([f"{name}:{line}: {duplicate.group(1)}: this key appears twice "
+                               "in the same mapping; keep one (merge the two)"]) from None
+        what = " ".join(p for p in (error.context, error.problem) if p)
+        raise ConfigError([f"{name}:{line}: YAML syntax error: {what}; fix the syntax "
+                           "(indentation, colons, closing brackets and quotes)"]) from None
+    except YAMLError as error:
+        raise ConfigError([f"{name}:1: YAML error: {error}"]) from None
+    if data is None:
+        raise ConfigError([f"{name}:1: the file is empty; start from the file "
+                           "`boomerang init` writes"])
+    if not isinstance(data, CommentedMap):
+        raise ConfigError([f"{name}:1: the file is not a mapping of sections; it should look "
+                           "like sip: {listen: [udp:0.0.0.0:5060]}"])
+    problems: list[tuple[int, str]] = []
+    config: Config | None = None
+    try:
+        config = Config.model_validate(data, context={"base_dir": base_dir})
+    except ValidationError as error:
+        for item in error.errors(include_url=False):
+            loc = tuple(item["loc"])
+            path = _loc_path(loc) or "(top)"
+            problems.append((_line_of(data, loc), f"{path}: {_describe(item)}"))
+    problems.extend(_raw_cross_checks(data, name))
+    if problems:
+        unique = sorted(set(problems))
+        raise ConfigError([f"{name}:{line}: {text}" for line, text in unique])
+    assert config is not None
+    return config
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a config file; raises ConfigError with every problem."""
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{file}: no such file; create one with `boomerang init -o {file}`"]
+                          ) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([f"{file}: cannot be read ({error})"]) from None
+    return load_config_text(text, str(file), base_dir=file.resolve().parent)
+
+
+STARTER_CONFIG = f"""\
+# Boomerang {VERSION} configuration. Check it with: boomerang check -c FILE
+#
+# Version {VERSION} runs the SIP endpoint only (OPTIONS, REGISTER challenge,
+# INVITE rejected with 404). Trunks, extensions, DIDs and call flows arrive in
+# a later version; their sections must stay empty until then.
+
+sip:
+  # Where to listen, as transport:address:port (udp, tcp or tls).
+  # Port 0 picks any free port. Example with TLS:
+  #   listen: [udp:0.0.0.0:5060, tcp:0.0.0.0:5060, tls:0.0.0.0:5061]
+  #   tls: {{cert: /etc/boomerang/cert.pem, key: /etc/boomerang/key.pem}}
+  listen: [udp:0.0.0.0:5060, tcp:0.0.0.0:5060]
+  # The address peers should use to reach us: auto, or an IP or host name.
+  public_address: auto
+  # Sent in the Server and User-Agent headers.
+  user_agent: Boomerang/{VERSION}
+  # Digest authentication realm (usually your SIP domain).
+  realm: boomerang
+  # Close TCP/TLS connections idle this long (seconds).
+  connection_idle_s: 300
+  # On SIGTERM: answer new requests 503 and finish transactions for up to this long.
+  shutdown_grace_s: 3
+
+media:
+  rtp_ports: 20000-20999      # RTP/RTCP port range (FIRST-LAST)
+  tone_plan: pl               # dial tone country: {", ".join(TONE_PLANS)}
+
+database: sqlite:///boomerang.db   # or postgresql://USER:PASSWORD@HOST/NAME
+licence: null                      # path of a licence file; null = DEMO mode
+
+trunks: []
+extensions: []
+dids: []
+flows: {{}}
+"""
+
+
+__all__ = [
+    "STARTER_CONFIG",
+    "Config",
+    "ConfigError",
+    "DatabaseUrl",
+    "ListenAddress",
+    "MediaSettings",
+    "PortRange",
+    "SipSettings",
+    "TlsSettings",
+    "load_config",
+    "load_config_text",
+]
