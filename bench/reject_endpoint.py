@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Boomerang answering the trigger exchange itself, for bench/sip_reject_cps.py.
+
+It is the product's Endpoint (transports, transaction layer, UAS checks),
+with an INVITE policy that holds every INVITE, sends 180 Ringing at once and
+the reject (486) after ``--ring-ms``: the exchange a callback trigger gets
+(SPEC §2), without the callback service behind it.
+
+  python bench/reject_endpoint.py --listen udp:127.0.0.1:5070 --ring-ms 100
+  python bench/reject_endpoint.py ... --profile out.prof   # cProfile, written on SIGTERM
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import gc
+import sys
+
+from boomerang.app import Endpoint, make_endpoint, serve
+from boomerang.config import load_config_text
+from boomerang.sip.message import make_response
+from boomerang.sip.transaction.events import RequestReceived, TransactionKey
+
+
+class RejectAfterRinging:
+    """INVITE -> (100 by the layer) 180 now, 486 after ring_s."""
+
+    def __init__(self, endpoint: Endpoint, ring_s: float, status: int) -> None:
+        self.endpoint = endpoint
+        self.ring_s = ring_s
+        self.status = status
+        self.loop = asyncio.get_running_loop()
+
+    def install(self) -> None:
+        endpoint = self.endpoint
+        original = endpoint.handle
+
+        def handle(event: object) -> None:
+            original(event)  # type: ignore[arg-type]
+            if (isinstance(event, RequestReceived) and event.transaction is not None
+                    and event.transaction in endpoint.pending_invites):
+                self.ring(event.transaction)
+
+        endpoint.invite_policy = lambda request: None  # hold every INVITE
+        assert endpoint.driver is not None
+        endpoint.driver.set_handler(handle)
+
+    def ring(self, key: TransactionKey) -> None:
+        endpoint = self.endpoint
+        request = endpoint.pending_invites[key]
+        tag = endpoint._ids.tag()
+        ringing = make_response(request, 180, to_tag=tag, headers=endpoint.server_headers)
+        assert endpoint.driver is not None
+        endpoint.driver.send_response(ringing)
+        self.loop.call_later(self.ring_s, self.reject, key, tag)
+
+    def reject(self, key: TransactionKey, tag: str) -> None:
+        endpoint = self.endpoint
+        request = endpoint.pending_invites.pop(key, None)
+        if request is None:  # cancelled meanwhile
+            return
+        response = make_response(request, self.status, to_tag=tag, headers=endpoint.server_headers)
+        assert endpoint.driver is not None
+        endpoint.driver.send_response(response)
+
+
+async def main_async(args: argparse.Namespace) -> int:
+    config = load_config_text(
+        f"sip:\n  listen: [{args.listen}]\n", "<bench>")
+    endpoint = make_endpoint(config)
+    ready = asyncio.Event()
+
+    def on_ready(bound: object) -> None:
+        RejectAfterRinging(endpoint, args.ring_ms / 1000.0, args.status).install()
+        if args.gc_freeze:
+            gc.freeze()  # start-up objects never need scanning again
+        print(f"listening on {bound}", flush=True)
+        ready.set()
+
+    return await serve(config, on_ready=on_ready, endpoint=endpoint)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--listen", default="udp:127.0.0.1:5070")
+    parser.add_argument("--ring-ms", type=int, default=100)
+    parser.add_argument("--status", type=int, default=486)
+    parser.add_argument("--profile", help="write cProfile stats here on exit")
+    parser.add_argument("--no-uvloop", action="store_true")
+    parser.add_argument("--gc-freeze", action="store_true", default=True)
+    args = parser.parse_args()
+    if not args.no_uvloop:
+        try:
+            import uvloop
+            uvloop.install()
+        except ImportError:
+            pass
+    profiler = cProfile.Profile() if args.profile else None
+    if profiler:
+        profiler.enable()
+    try:
+        return asyncio.run(main_async(args))
+    finally:
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
