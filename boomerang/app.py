@@ -279,7 +279,8 @@ def make_endpoint(config: Config) -> Endpoint:
     """The production endpoint: random ids and a digest secret from the OS CSPRNG."""
     from .sip.auth import DigestServer
 
-    challenger = DigestServer(realm=config.sip.realm, secret=secrets.token_bytes(32))
+    challenger = DigestServer(realm=config.sip.realm, secret=secrets.token_bytes(32),
+                              algorithms=tuple(config.sip.digest_algorithms))
     return Endpoint(config, challenger=challenger, ids=RandomIds())
 
 

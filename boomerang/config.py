@@ -43,7 +43,8 @@ from . import __version__ as VERSION
 TRANSPORTS = ("udp", "tcp", "tls")
 DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
 # ITU-T E.180 tone plans the media layer knows (lower-case country codes).
-TONE_PLANS = ("de", "es", "fr", "it", "nl", "pl", "uk", "us")
+TONE_PLANS = ("de", "es", "eu", "fr", "gb", "it", "nl", "pl", "uk", "us")  # media/tones.py
+DIGEST_ALGORITHMS = ("MD5", "SHA-256", "SHA-512-256")
 DATABASE_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgresql+asyncpg")
 NOT_YET_SUPPORTED = ("trunks", "extensions", "dids", "flows")
 
@@ -270,6 +271,24 @@ class SipSettings(_Section):
     tls: TlsSettings | None = None
     connection_idle_s: Annotated[float, Field(gt=0)] = 300.0
     shutdown_grace_s: Annotated[float, Field(ge=0, le=60)] = 3.0
+    # Challenge order matters for interoperability: many phones and SIPp 3.6
+    # answer only the first challenge and know only MD5, so MD5 leads and
+    # clients that prefer SHA-256 (RFC 8760) still find it offered.
+    digest_algorithms: Annotated[list[str], Field(min_length=1)] = ["MD5", "SHA-256"]
+
+    @field_validator("digest_algorithms")
+    @classmethod
+    def _known_algorithms(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for name in value:
+            canonical = next((a for a in DIGEST_ALGORITHMS if a.lower() == name.lower()), None)
+            if canonical is None:
+                raise _problem(f"{name!r} is not a digest algorithm we offer; use "
+                               f"{', '.join(DIGEST_ALGORITHMS)}, e.g. [MD5, SHA-256]")
+            if canonical in out:
+                raise _problem(f"{canonical} is listed twice; list each algorithm once")
+            out.append(canonical)
+        return out
 
     @field_validator("listen")
     @classmethod
@@ -534,6 +553,10 @@ sip:
   user_agent: Boomerang/{VERSION}
   # Digest authentication realm (usually your SIP domain).
   realm: boomerang
+  # Digest algorithms offered in 401 challenges, first one first. Many phones
+  # answer only the first challenge and know only MD5: keep MD5 first unless
+  # every client you have does SHA-256.
+  digest_algorithms: [MD5, SHA-256]
   # Close TCP/TLS connections idle this long (seconds).
   connection_idle_s: 300
   # On SIGTERM: answer new requests 503 and finish transactions for up to this long.

@@ -130,3 +130,28 @@ def test_a_certificate_and_a_key_that_do_not_match_are_refused(tmp_path: Path) -
     (problem,) = caught.value.problems
     assert problem.startswith("x.yaml:3: sip.tls: ")
     assert "do not load together" in problem and "matching private key" in problem
+
+
+def test_digest_algorithms_default_to_md5_first_for_interoperability() -> None:
+    config = load_config_text("sip:\n  listen: [udp:127.0.0.1:0]\n", "x.yaml")
+    assert config.sip.digest_algorithms == ["MD5", "SHA-256"]
+
+
+def test_unknown_digest_algorithm_is_refused_with_line_and_fix() -> None:
+    text = "sip:\n  listen: [udp:127.0.0.1:0]\n  digest_algorithms: [MD5, SHA-1]\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "x.yaml")
+    problems = "\n".join(caught.value.problems)
+    assert "x.yaml:3:" in problems
+    assert "'SHA-1' is not a digest algorithm we offer" in problems
+    assert "e.g. [MD5, SHA-256]" in problems
+
+
+def test_endpoint_challenges_in_the_configured_order() -> None:
+    from boomerang.app import make_endpoint
+    from boomerang.sip.auth import parse_challenge
+
+    text = "sip:\n  listen: [udp:127.0.0.1:0]\n  digest_algorithms: [SHA-256, MD5]\n"
+    endpoint = make_endpoint(load_config_text(text, "x.yaml"))
+    challenges = [parse_challenge(v) for v in endpoint.challenger.challenge(0.0)]
+    assert [c.algorithm for c in challenges] == ["SHA-256", "MD5"]

@@ -67,10 +67,10 @@ def _violations(layer: str) -> list[str]:
                 problems.append(f"{where}: imports {name} (I/O, clock or randomness)")
         tree = ast.parse(path.read_text())
         for node in ast.walk(tree):
-            if isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES:
-                if isinstance(node.value, ast.Name) and node.value.id in ("time", "os"):
-                    problems.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: "
-                                    f"calls {node.value.id}.{node.attr}")
+            if (isinstance(node, ast.Attribute) and node.attr in FORBIDDEN_ATTRIBUTES
+                    and isinstance(node.value, ast.Name) and node.value.id in ("time", "os")):
+                problems.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: "
+                                f"calls {node.value.id}.{node.attr}")
     return problems
 
 
@@ -80,10 +80,13 @@ def test_sans_io_layers_import_no_io_and_nothing_above(layer: str) -> None:
     assert _violations(layer) == []
 
 
-def test_the_checker_catches_a_forbidden_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_checker_catches_a_forbidden_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     fake = tmp_path / "boomerang" / "sip"
     fake.mkdir(parents=True)
-    (fake / "bad.py").write_text("import socket\nfrom ..call import x\nimport time\ntime.monotonic()\n")
+    (fake / "bad.py").write_text(
+        "import socket\nfrom ..call import x\nimport time\ntime.monotonic()\n")
     monkeypatch.setattr(__import__(__name__), "PACKAGE", tmp_path / "boomerang")
     problems = _violations("sip")
     assert any("socket" in p for p in problems)

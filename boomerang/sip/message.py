@@ -563,6 +563,10 @@ def _to_tag_or_none(request: Request) -> str | None:
 
 # Headers a response copies from its request (RFC 3261 §8.2.6.2).
 _COPIED_TO_RESPONSE = frozenset(("via", "from", "to", "call-id", "cseq"))
+# Requests whose 101-299 responses establish a dialog (RFC 3261 §12.1.1,
+# RFC 6665 for SUBSCRIBE, RFC 3515 for REFER): their Record-Route is copied.
+_DIALOG_CREATING = frozenset(("INVITE", "SUBSCRIBE", "REFER", "NOTIFY"))
+_COPIED_WITH_RECORD_ROUTE = _COPIED_TO_RESPONSE | {"record-route"}
 
 
 def make_response(
@@ -577,14 +581,19 @@ def make_response(
     """Build a response to ``request`` per RFC 3261 §8.2.6.2.
 
     Via, From, To, Call-ID and CSeq are copied; ``to_tag`` is added to To
-    when the request's To has none (never for 100 Trying).
+    when the request's To has none (never for 100 Trying). A response that
+    establishes a dialog (101-299 to INVITE, SUBSCRIBE...) also copies the
+    request's Record-Route (§12.1.1).
     """
     out = Headers()
     items = out._items
     add_tag = to_tag is not None and status != 100
+    copied = _COPIED_TO_RESPONSE
+    if 100 < status < 300 and request.method in _DIALOG_CREATING:
+        copied = _COPIED_WITH_RECORD_ROUTE
     for item in request.headers._items:
         key = item[0]
-        if key in _COPIED_TO_RESPONSE:
+        if key in copied:
             if key == "to" and add_tag:
                 value = item[2]
                 # a "tag" substring may be a false alarm: then ask the parser

@@ -71,13 +71,15 @@ def answer(
     copy_record_route: bool = True,
 ) -> Response:
     extra: list[tuple[str, str]] = []
-    if copy_record_route:  # §12.1.1: the UAS copies Record-Route into the response
-        extra += [("Record-Route", rr) for rr in request.headers.get_all("Record-Route")]
     if contact is not None:
         extra.append(("Contact", contact))
     if body:
         extra.append(("Content-Type", "application/sdp"))
-    return wire_response(make_response(request, status, to_tag=tag, headers=extra, body=body))
+    response = make_response(request, status, to_tag=tag, headers=extra, body=body)
+    # make_response copies Record-Route into dialog-creating responses (§12.1.1)
+    if not copy_record_route:
+        response.headers.remove("Record-Route")
+    return wire_response(response)
 
 
 def in_dialog_request(
