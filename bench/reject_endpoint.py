@@ -17,6 +17,7 @@ import asyncio
 import cProfile
 import gc
 import sys
+import time
 
 from boomerang.app import Endpoint, make_endpoint, serve
 from boomerang.config import load_config_text
@@ -66,6 +67,31 @@ class RejectAfterRinging:
         endpoint.driver.send_response(response)
 
 
+class GcPauses:
+    """Counts collections per generation and how long they paused the loop."""
+
+    def __init__(self) -> None:
+        self.started = 0.0
+        self.count = [0, 0, 0]
+        self.total_s = [0.0, 0.0, 0.0]
+        self.max_s = [0.0, 0.0, 0.0]
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+            return
+        generation = info["generation"]
+        pause = time.perf_counter() - self.started
+        self.count[generation] += 1
+        self.total_s[generation] += pause
+        self.max_s[generation] = max(self.max_s[generation], pause)
+
+    def report(self) -> str:
+        return "gc pauses: " + "; ".join(
+            f"gen{g}: {self.count[g]} collections, total {self.total_s[g] * 1000:.0f} ms, "
+            f"max {self.max_s[g] * 1000:.1f} ms" for g in range(3))
+
+
 async def main_async(args: argparse.Namespace) -> int:
     config = load_config_text(
         f"sip:\n  listen: [{args.listen}]\n", "<bench>")
@@ -79,7 +105,13 @@ async def main_async(args: argparse.Namespace) -> int:
         print(f"listening on {bound}", flush=True)
         ready.set()
 
-    return await serve(config, on_ready=on_ready, endpoint=endpoint)
+    pauses = GcPauses()
+    gc.callbacks.append(pauses)
+    try:
+        return await serve(config, on_ready=on_ready, endpoint=endpoint)
+    finally:
+        gc.callbacks.remove(pauses)
+        print(pauses.report(), flush=True)
 
 
 def main() -> int:

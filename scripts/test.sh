@@ -6,7 +6,7 @@
 #   ./scripts/test.sh -k sipp    (extra arguments go to pytest)
 #
 # As root it installs the missing Debian packages (SIPp, baresip, Kamailio,
-# sox, espeak-ng) with apt-get; otherwise it prints the apt-get command to run
+# rtpengine, PostgreSQL, sox, espeak-ng) with apt-get; otherwise it prints the apt-get command to run
 # and the tests that need a missing tool are skipped. Python packages go into
 # the active virtualenv, or into the current Python when pip may write there,
 # or else into ./.venv (created here; Debian's own Python is "externally
@@ -45,6 +45,9 @@ missing=()
 for tool in "${!package_of[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
+# The store tests also run on a throw-away PostgreSQL cluster; Debian keeps
+# the server binaries off PATH, under /usr/lib/postgresql/VERSION/bin.
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || missing+=(postgresql)
 
 # Decide where Python packages go; a new ./.venv needs python3-venv.
 use_venv=0
