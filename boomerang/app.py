@@ -40,13 +40,16 @@ from .ids import RandomIds
 from .sip.address import Address
 from .sip.errors import ProtocolError, SipError
 from .sip.ids import IdGenerator
-from .sip.message import Request, make_response
+from .sip.message import Request, Response, make_response
 from .sip.transaction.events import (
     CancelReceived,
     Event,
     RequestReceived,
+    ResponseReceived,
     TransactionKey,
     TransactionTerminated,
+    TransactionTimedOut,
+    TransportErrorOccurred,
 )
 from .sip.transaction.layer import TransactionLayer
 from .sip.uas_checks import UasPolicy, screen_request
@@ -63,6 +66,36 @@ RETRY_AFTER_S = 5
 InvitePolicy = Callable[[Request], int | None]
 """Decides an INVITE: a final status to answer at once, or None to hold it
 pending (answered later with ``Endpoint.answer_invite``)."""
+
+
+class RequestHandler(Protocol):
+    """Takes a new out-of-dialog request of one method (INVITE, REGISTER...).
+
+    It answers through ``Endpoint.respond`` (now or later); for an INVITE it
+    may register ``Endpoint.on_cancel`` to hear of a CANCEL.
+    """
+
+    def __call__(self, request: Request, transaction: TransactionKey, source: Address) -> None:
+        ...
+
+
+class DialogHandler(Protocol):
+    """Takes requests inside a dialog (To tag present) and ACKs for 2xx.
+
+    Returns False when no dialog of its own matches: the endpoint then
+    answers 481 (an ACK is dropped).
+    """
+
+    def __call__(self, request: Request, transaction: TransactionKey | None,
+                 source: Address) -> bool:
+        ...
+
+
+ClientEvent = (ResponseReceived | TransactionTimedOut | TransportErrorOccurred
+               | TransactionTerminated)
+ClientCallback = Callable[[ClientEvent], None]
+"""Hears what happens to a client transaction the endpoint started."""
+CancelCallback = Callable[[CancelReceived], None]
 
 
 def reject_every_invite(request: Request) -> int:
@@ -103,12 +136,16 @@ class Endpoint:
     """The SIP endpoint: owns the driver and answers what arrives."""
 
     __slots__ = (
+        "_cancel_callbacks",
+        "_client_callbacks",
         "_ids",
         "_wall_clock",
         "challenger",
         "config",
+        "dialog_handler",
         "draining",
         "driver",
+        "handlers",
         "invite_policy",
         "layer",
         "pending_invites",
@@ -135,6 +172,16 @@ class Endpoint:
         self.pending_invites: dict[TransactionKey, Request] = {}
         self.draining = False
         self.driver: SipDriver | None = None
+        # Out-of-dialog requests by method; without one, INVITE goes to
+        # invite_policy and REGISTER gets the anonymous challenge.
+        self.handlers: dict[str, RequestHandler] = {}
+        self.dialog_handler: DialogHandler | None = None
+        self._client_callbacks: dict[TransactionKey, ClientCallback] = {}
+        self._cancel_callbacks: dict[TransactionKey, CancelCallback] = {}
+
+    @property
+    def ids(self) -> IdGenerator:
+        return self._ids
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -185,10 +232,70 @@ class Endpoint:
         if isinstance(event, RequestReceived):
             if event.transaction is not None:
                 self._on_request(event.request, event.transaction, event.source)
+            elif self.dialog_handler is not None:  # ACK for a 2xx
+                self.dialog_handler(event.request, None, event.source)
         elif isinstance(event, CancelReceived):
             self._on_cancel(event)
+        elif isinstance(event, ResponseReceived | TransactionTimedOut | TransportErrorOccurred):
+            callback = self._client_callbacks.get(event.transaction)
+            if callback is not None:
+                callback(event)
         elif isinstance(event, TransactionTerminated):
-            self.pending_invites.pop(event.transaction, None)
+            key = event.transaction
+            self.pending_invites.pop(key, None)
+            self._cancel_callbacks.pop(key, None)
+            callback = self._client_callbacks.pop(key, None)
+            if callback is not None:
+                callback(event)
+
+    # -- the API the layers above use -------------------------------------------------
+
+    def send_request(self, request: Request, destination: Address,
+                     on_event: ClientCallback) -> TransactionKey:
+        """Start a client transaction; ``on_event`` hears its responses, its
+        timeout or transport error, and finally its TransactionTerminated."""
+        assert self.driver is not None
+        key = self.driver.send_request(request, destination)
+        self._client_callbacks[key] = on_event
+        return key
+
+    def cancel(self, transaction: TransactionKey) -> TransactionKey | None:
+        """CANCEL a pending client INVITE transaction (RFC 3261 §9.1)."""
+        assert self.driver is not None
+        return self.driver.cancel(transaction)
+
+    def send_stateless(self, message: Request | Response, destination: Address) -> None:
+        """ACK for a 2xx, 2xx retransmissions, and other messages outside transactions."""
+        assert self.driver is not None
+        self.driver.send_stateless(message, destination)
+
+    def on_cancel(self, transaction: TransactionKey, callback: CancelCallback) -> None:
+        """Hear of a CANCEL of the server INVITE transaction ``transaction``
+        (the layer has answered the CANCEL 200; answer the INVITE 487)."""
+        self._cancel_callbacks[transaction] = callback
+
+    def respond(
+        self,
+        request: Request,
+        status: int,
+        headers: tuple[tuple[str, str], ...] = (),
+        *,
+        body: bytes = b"",
+        to_tag: str | None = None,
+    ) -> Response | None:
+        """Answer ``request`` through its server transaction; returns the
+        response sent, or None when the transaction had already ended.
+        ``to_tag`` defaults to a fresh tag (dialog users pass their own)."""
+        response = make_response(request, status, to_tag=to_tag or self._ids.tag(),
+                                 headers=headers + self.server_headers, body=body)
+        assert self.driver is not None
+        try:
+            self.driver.send_response(response)
+        except ProtocolError as error:  # the transaction ended meanwhile (Timer H...)
+            log.debug("call_id=%s %d not sent: %s", request.headers.get("Call-ID"), status,
+                      error.detail)
+            return None
+        return response
 
     def _on_request(self, request: Request, key: TransactionKey, source: Address) -> None:
         method = request.method
@@ -203,6 +310,14 @@ class Endpoint:
                 log.debug("call_id=%s %s from %s refused %d: %s", request.call_id, method,
                           source, rejection.status, rejection.detail)
                 self._answer(request, rejection.status, rejection.headers)
+                return
+            # REGISTER is never in a dialog, even from a phone that sends a To tag
+            if request.to_tag is not None and method not in ("CANCEL", "REGISTER"):
+                self._on_in_dialog(request, key, source)
+                return
+            handler = self.handlers.get(method)
+            if handler is not None and method != "OPTIONS":
+                handler(request, key, source)
                 return
             if method == "OPTIONS":
                 self._answer(request, 200, (
@@ -223,6 +338,12 @@ class Endpoint:
                      source, error.detail)
             self._answer(request, error.status)
 
+    def _on_in_dialog(self, request: Request, key: TransactionKey, source: Address) -> None:
+        if self.dialog_handler is not None and self.dialog_handler(request, key, source):
+            return
+        if request.method != "ACK":
+            self._answer(request, 481)
+
     def _on_invite(self, request: Request, key: TransactionKey, source: Address) -> None:
         status = self.invite_policy(request)
         if status is None:
@@ -240,6 +361,10 @@ class Endpoint:
             self._answer(request, status, retry_after=retry_after)
 
     def _on_cancel(self, event: CancelReceived) -> None:
+        callback = self._cancel_callbacks.pop(event.transaction, None)
+        if callback is not None:
+            callback(event)
+            return
         request = self.pending_invites.pop(event.transaction, None)
         if request is not None:
             log.info("call_id=%s INVITE cancelled by %s", request.call_id, event.source)
@@ -322,9 +447,14 @@ async def serve(
 
 __all__ = [
     "ALLOWED_METHODS",
+    "CancelCallback",
     "Challenger",
+    "ClientCallback",
+    "ClientEvent",
+    "DialogHandler",
     "Endpoint",
     "InvitePolicy",
+    "RequestHandler",
     "StartError",
     "make_endpoint",
     "reject_every_invite",
