@@ -25,7 +25,6 @@ from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
-    ConfigDict,
     Field,
     PlainValidator,
     ValidationError,
@@ -39,6 +38,15 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from . import __version__ as VERSION
+from .config_base import Section, problem
+from .config_calls import (
+    CALL_EXAMPLES,
+    ExtensionSettings,
+    NumberingSettings,
+    RegistrarSettings,
+    TrunkSettings,
+    cross_check,
+)
 
 TRANSPORTS = ("udp", "tcp", "tls")
 DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
@@ -46,7 +54,7 @@ DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
 TONE_PLANS = ("de", "es", "eu", "fr", "gb", "it", "nl", "pl", "uk", "us")  # media/tones.py
 DIGEST_ALGORITHMS = ("MD5", "SHA-256", "SHA-512-256")
 DATABASE_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgresql+asyncpg")
-NOT_YET_SUPPORTED = ("trunks", "extensions", "dids", "flows")
+NOT_YET_SUPPORTED = ("dids", "flows")
 
 # What a right value looks like, by field path ([*] for any list index).
 EXAMPLES: dict[str, str] = {
@@ -68,6 +76,7 @@ EXAMPLES: dict[str, str] = {
     "media.tone_plan": "pl",
     "database": "sqlite:///boomerang.db",
     "licence": "null, or /etc/boomerang/licence.json",
+    **CALL_EXAMPLES,
 }
 
 
@@ -79,8 +88,7 @@ class ConfigError(Exception):
         self.problems = problems
 
 
-def _problem(text: str) -> PydanticCustomError:
-    return PydanticCustomError("boomerang_config", "{text}", {"text": text})
+_problem = problem
 
 
 # -- value types parsed from strings ------------------------------------------
@@ -221,8 +229,7 @@ def _existing_file(value: Path, info: ValidationInfo, what: str, example: str) -
 # -- the file shape -----------------------------------------------------------
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+_Section = Section
 
 
 class TlsSettings(_Section):
@@ -346,10 +353,35 @@ class Config(_Section):
     database: Annotated[DatabaseUrl, PlainValidator(parse_database)] = DatabaseUrl(
         "sqlite:///boomerang.db", "sqlite")
     licence: Path | None = None
-    trunks: Annotated[list[Any], _not_yet("trunks")] = []
-    extensions: Annotated[list[Any], _not_yet("extensions")] = []
+    registrar: RegistrarSettings = RegistrarSettings()
+    numbers: NumberingSettings = NumberingSettings()
+    trunks: list[TrunkSettings] = []
+    extensions: list[ExtensionSettings] = []
     dids: Annotated[list[Any], _not_yet("dids")] = []
     flows: Annotated[dict[str, Any] | list[Any], _not_yet("flows")] = {}
+
+    @field_validator("trunks", "extensions", mode="before")
+    @classmethod
+    def _null_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _cross_checks(cls, data: Any, handler: Any) -> Config:
+        config: Config = handler(data)
+        problems, update = cross_check(config)
+        if problems:
+            raise PydanticCustomError(
+                "boomerang_cross_check", "{text}",
+                {"text": "\n".join(f"{_loc_path(loc)}: {text}" for loc, text in problems),
+                 "problems": problems})
+        return config.model_copy(update=update)
+
+    def trunk(self, name: str) -> TrunkSettings | None:
+        return next((t for t in self.trunks if t.name == name), None)
+
+    def extension(self, number: str) -> ExtensionSettings | None:
+        return next((e for e in self.extensions if e.number == number), None)
 
     @field_validator("licence")
     @classmethod
@@ -451,6 +483,9 @@ def _describe(error: Mapping[str, Any]) -> str:
         return f"{shown} is not text{suffix}"
     if kind in ("float_type", "float_parsing", "int_type", "int_parsing"):
         return f"{shown} is not a number{suffix}"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"{shown} is not one of {expected}{suffix}"
     if kind == "too_short":
         return f"is empty; give at least one entry{suffix}"
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
@@ -511,6 +546,10 @@ def load_config_text(text: str, name: str, base_dir: Path | None = None) -> Conf
     except ValidationError as error:
         for item in error.errors(include_url=False):
             loc = tuple(item["loc"])
+            if item["type"] == "boomerang_cross_check":
+                for where, text in item["ctx"]["problems"]:
+                    problems.append((_line_of(data, where), f"{_loc_path(where)}: {text}"))
+                continue
             path = _loc_path(loc) or "(top)"
             problems.append((_line_of(data, loc), f"{path}: {_describe(item)}"))
     problems.extend(_raw_cross_checks(data, name))
@@ -536,10 +575,8 @@ def load_config(path: str | Path) -> Config:
 
 STARTER_CONFIG = f"""\
 # Boomerang {VERSION} configuration. Check it with: boomerang check -c FILE
-#
-# Version {VERSION} runs the SIP endpoint only (OPTIONS, REGISTER challenge,
-# INVITE rejected with 404). Trunks, extensions, DIDs and call flows arrive in
-# a later version; their sections must stay empty until then.
+# Every key is described in docs/CONFIG.md. DIDs and call flows arrive in a
+# later version; their sections must stay empty until then.
 
 sip:
   # Where to listen, as transport:address:port (udp, tcp or tls).
@@ -569,8 +606,42 @@ media:
 database: sqlite:///boomerang.db   # or postgresql://USER:PASSWORD@HOST/NAME
 licence: null                      # path of a licence file; null = DEMO mode
 
+registrar:                     # phones registering to extensions
+  min_expires_s: 60
+  max_expires_s: 3600
+  default_expires_s: 3600
+  keepalive_s: 30              # OPTIONS ping to registered phones; 0 = off
+
+# How numbers are read (national forms) and which are never dialled. Example:
+# numbers:
+#   country: PL                          # ISO 3166 region
+#   company_number: "+48221234567"       # shown on external calls
+#   blocked_prefixes: ["+4870", "+48300"]
+#   premium_blocked: true                # premium-rate only with allow_premium
+
+# SIP trunks to your carrier. Example (remove the "# " of each line to use it):
+# trunks:
+#   - name: carrier
+#     host: 127.0.0.1                     # or a DNS name (SRV/A lookups)
+#     port: 5070                          # or null for a DNS SRV lookup
+#     transport: udp                      # udp | tcp | tls
+#     username: null                      # digest auth for outbound calls / REGISTER
+#     password: null
+#     register: false
+#     sources: [127.0.0.1/32]             # who may send us calls on this trunk
+#     country: PL                         # number normalisation
+#     dial_format: e164                   # e164 | national | international
+#     outside_prefix: "0"                 # dialled before external numbers
+#     caller_id_header: pai               # from | pai | rpid
+#     max_call_seconds: 0                 # 0 = unlimited
 trunks: []
+
+# Extensions: internal users; phones register with number and password.
+# extensions:
+#   - {{number: "101", name: Anna, password: s3cret, mobiles: ["+48600100200"],
+#      callback: true, transit: true}}
 extensions: []
+
 dids: []
 flows: {{}}
 """
@@ -581,11 +652,15 @@ __all__ = [
     "Config",
     "ConfigError",
     "DatabaseUrl",
+    "ExtensionSettings",
     "ListenAddress",
     "MediaSettings",
+    "NumberingSettings",
     "PortRange",
+    "RegistrarSettings",
     "SipSettings",
     "TlsSettings",
+    "TrunkSettings",
     "load_config",
     "load_config_text",
 ]

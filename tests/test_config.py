@@ -9,6 +9,7 @@ exactly those problems, no fewer and no more.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from pathlib import Path
 
@@ -16,8 +17,11 @@ import pytest
 
 from boomerang.config import (
     STARTER_CONFIG,
+    Config,
     ConfigError,
+    ExtensionSettings,
     ListenAddress,
+    TrunkSettings,
     load_config,
     load_config_text,
 )
@@ -36,7 +40,7 @@ def test_fixture_folders_are_not_empty() -> None:
 def test_good_files_load(path: Path) -> None:
     config = load_config(path)
     assert config.sip.listen
-    assert config.trunks == [] and config.extensions == [] and config.dids == []
+    assert config.dids == [] and config.flows in ([], {})
 
 
 @pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
@@ -155,3 +159,112 @@ def test_endpoint_challenges_in_the_configured_order() -> None:
     endpoint = make_endpoint(load_config_text(text, "x.yaml"))
     challenges = [parse_challenge(v) for v in endpoint.challenger.challenge(0.0)]
     assert [c.algorithm for c in challenges] == ["SHA-256", "MD5"]
+
+
+# -- trunks, extensions, registrar, numbers -----------------------------------
+
+
+def test_trunks_and_extensions_are_typed_with_defaults() -> None:
+    config = load_config(FIXTURES / "good" / "calls.yaml")
+    carrier, provider = config.trunks
+    assert (carrier.name, carrier.host, carrier.port, carrier.transport) == (
+        "carrier", "127.0.0.1", 5070, "udp")
+    assert carrier.sources == [ipaddress.ip_network("127.0.0.1/32")]
+    assert (carrier.dial_format, carrier.outside_prefix, carrier.max_call_seconds) == (
+        "national", "0", 180)
+    assert (carrier.did_from, carrier.keepalive_s, carrier.max_channels) == (
+        "request_uri", 30.0, 0)
+    assert provider.port is None and provider.register is True
+    assert provider.sources == [ipaddress.ip_network("192.0.2.0/24"),
+                                ipaddress.ip_network("2001:db8::/32"),
+                                ipaddress.ip_network("198.51.100.7/32")]
+    assert (provider.country, provider.did_from, provider.caller_id_header) == (
+        "DE", "to", "pai")
+    assert config.trunk("sip-provider") is provider
+    assert config.trunk("nope") is None
+    anna = config.extension("101")
+    assert anna is not None and anna.callback and anna.transit and not anna.allow_premium
+    assert anna.max_contacts == 5 and anna.caller_id is None
+
+
+def test_mobiles_caller_ids_and_company_number_are_stored_in_e164() -> None:
+    config = load_config(FIXTURES / "good" / "calls.yaml")
+    assert config.numbers.company_number == "+48221234567"
+    assert config.extensions[0].mobiles == ["+48600100200", "+48600100201"]
+    assert config.extensions[1].mobiles == ["+48600100202"]
+    assert config.extensions[1].caller_id == "+48221234568"
+    assert config.extension("103") == ExtensionSettings(number="103")
+    assert config.numbers.blocked_prefixes == ["+4870", "+48300"]
+    assert (config.registrar.min_expires_s, config.registrar.default_expires_s,
+            config.registrar.max_expires_s) == (30, 600, 7200)
+
+
+def test_defaults_of_the_new_sections() -> None:
+    config = load_config(FIXTURES / "good" / "minimal.yaml")
+    assert (config.numbers.country, config.numbers.company_number,
+            config.numbers.premium_blocked, config.numbers.blocked_prefixes) == (
+        "PL", None, True, [])
+    assert (config.registrar.min_expires_s, config.registrar.max_expires_s,
+            config.registrar.default_expires_s, config.registrar.keepalive_s,
+            config.registrar.keepalive_failures) == (60, 3600, 3600, 30.0, 3)
+
+
+def test_numbers_country_decides_how_national_mobiles_are_read() -> None:
+    text = ("sip: {listen: [udp:127.0.0.1:0]}\nnumbers: {country: DE}\n"
+            "extensions: [{number: '101', mobiles: ['0151 2345 6789']}]\n")
+    assert load_config_text(text, "x.yaml").extensions[0].mobiles == ["+4915123456789"]
+
+
+def test_a_mobile_listed_twice_on_one_extension_is_refused() -> None:
+    text = ("sip: {listen: [udp:127.0.0.1:0]}\n"
+            "extensions: [{number: '101', mobiles: ['+48600100200', '600100200']}]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "x.yaml")
+    assert caught.value.problems == [
+        "x.yaml:2: extensions[0].mobiles[1]: +48600100200 is listed twice; "
+        "list each mobile once"]
+
+
+def test_models_built_in_python_are_checked_too() -> None:
+    with pytest.raises(ValueError, match="already a mobile of extension 101"):
+        Config.model_validate({"sip": {"listen": ["udp:127.0.0.1:0"]}, "extensions": [
+            {"number": "101", "mobiles": ["+48600100200"]},
+            {"number": "102", "mobiles": ["+48600100200"]}]})
+    trunk = TrunkSettings(name="carrier", host="[2001:db8::1]")
+    assert trunk.host == "2001:db8::1"
+    assert trunk.sources == [ipaddress.ip_network("2001:db8::1/128")]
+    assert TrunkSettings(name="carrier", host="sip.example.com").sources == []
+    with pytest.raises(ValueError, match=r"is required because host sip\.example\.com is a DNS"):
+        Config.model_validate({"sip": {"listen": ["udp:127.0.0.1:0"]},
+                               "trunks": [{"name": "carrier", "host": "sip.example.com"}]})
+
+
+def _uncommented_example(text: str, section: str) -> str:
+    """The commented ``# section:`` example block of the starter, uncommented."""
+    lines = text.splitlines()
+    start = lines.index(f"# {section}:")
+    block = [lines[start][2:]]
+    for line in lines[start + 1:]:
+        if not line.startswith("#   "):
+            break
+        block.append(line[2:])
+    return "\n".join(block)
+
+
+def test_the_starter_examples_are_valid_when_uncommented() -> None:
+    text = STARTER_CONFIG
+    for section in ("trunks", "extensions"):
+        text = text.replace(f"\n{section}: []\n",
+                            f"\n{_uncommented_example(STARTER_CONFIG, section)}\n")
+    text += _uncommented_example(STARTER_CONFIG, "numbers") + "\n"
+    config = load_config_text(text, "starter.yaml")
+    assert [t.name for t in config.trunks] == ["carrier"]
+    assert config.trunks[0].sources == [ipaddress.ip_network("127.0.0.1/32")]
+    assert [e.number for e in config.extensions] == ["101"]
+    assert config.extensions[0].mobiles == ["+48600100200"]
+    assert config.numbers.company_number == "+48221234567"
+
+
+def test_the_starter_config_as_written_has_no_trunk_or_extension() -> None:
+    config = load_config_text(STARTER_CONFIG, "boomerang.yaml")
+    assert config.trunks == [] and config.extensions == []
