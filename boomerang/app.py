@@ -254,9 +254,13 @@ class Endpoint:
                      on_event: ClientCallback) -> TransactionKey:
         """Start a client transaction; ``on_event`` hears its responses, its
         timeout or transport error, and finally its TransactionTerminated."""
-        assert self.driver is not None
-        key = self.driver.send_request(request, destination)
+        driver = self.driver
+        assert driver is not None
+        # register the callback before the driver flushes: an immediate
+        # transport error must reach it
+        key = self.layer.send_request(request, destination, driver.loop.time())
         self._client_callbacks[key] = on_event
+        driver.flush()
         return key
 
     def cancel(self, transaction: TransactionKey) -> TransactionKey | None:
@@ -424,6 +428,16 @@ async def serve(
     endpoint = endpoint or make_endpoint(config)
     stop = stop or asyncio.Event()
     bound = await endpoint.start()
+    # Trunks (registration, keep-alive, INVITE source screening); imported
+    # here because the call layer builds on this module.
+    from .call.trunks import TrunkSet
+
+    trunks = TrunkSet(config, endpoint)
+    trunks.install()
+    trunks.start()
+    from .call.registrar import open_registrar
+
+    registrar = await open_registrar(endpoint)  # None without extensions
     installed: list[signal.Signals] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -440,6 +454,9 @@ async def serve(
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+        await trunks.close()  # unregisters while the endpoint still runs
+        if registrar is not None:
+            await registrar.close()
         await endpoint.close()
     log.info("stopped")
     return 0
