@@ -282,6 +282,10 @@ class Message:
         if not self.headers.replace_first_value("Via", str(via)):
             raise ParseError("missing Via header")
         self._vias = None
+        # the new value is known already parsed: seed the cache (Via is immutable)
+        raw = self.headers.get("Via")
+        if raw is not None:
+            self._cache["via"] = (raw, via)
 
     @property
     def branch(self) -> str | None:
@@ -606,4 +610,10 @@ def make_response(
             items.append(("timestamp", "Timestamp", timestamp))
     for name, value in headers:
         out.add(name, value)
-    return Response(status, reason, out, body)
+    response = Response(status, reason, out, body)
+    # The response carries the request's Via text (the same string object):
+    # share the parsed top Via instead of parsing it again (Via is immutable).
+    parsed = request._cache.get("via")
+    if parsed is not None and out.get("Via") is parsed[0]:
+        response._cache["via"] = parsed
+    return response

@@ -50,3 +50,23 @@ def test_100_trying_has_no_to_tag_and_echoes_timestamp() -> None:
     response = make_response(_request(), 100, to_tag="t1")
     assert response.to_tag is None
     assert response.headers.get("Timestamp") == "54"
+
+
+def test_response_shares_the_parsed_top_via_and_it_is_right() -> None:
+    request = _request()
+    request_via = request.top_via
+    response = make_response(request, 180, to_tag="t1")
+    assert response.top_via is request_via  # parsed once, shared
+    assert str(response.top_via) == "SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK-1"
+
+
+def test_replacing_the_top_via_keeps_accessors_right() -> None:
+    request = _request()
+    stamped = request.top_via.with_received("192.0.2.7", 5062)
+    request.replace_top_via(stamped)
+    assert request.top_via is stamped
+    assert request.top_via.received == "192.0.2.7"
+    reparsed = parse_message(request.serialize())
+    assert reparsed.top_via.received == "192.0.2.7"
+    response = make_response(request, 486, to_tag="t1")
+    assert response.top_via.received == "192.0.2.7"
