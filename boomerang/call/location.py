@@ -7,7 +7,7 @@ store; the call layer reads it through ``Registrar.contacts_for``.
 
 Bindings are keyed per extension by the RFC 5626 ``+sip.instance`` and
 ``reg-id`` pair when the phone sends both, else by the contact URI, as the
-store keys them (``boomerang.store.models.Registration.binding_key``).
+store keys them (``boomerang.store.models.binding_key``).
 """
 
 from __future__ import annotations
@@ -19,15 +19,9 @@ from ..sip.address import Address
 from ..sip.errors import SipError
 from ..sip.headers import parse_name_addr
 from ..sip.uri import SipUri, parse_uri
+from ..store.models import binding_key
 
 DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
-
-
-def binding_key(contact_uri: str, instance_id: str | None, reg_id: int | None) -> str:
-    """The key a binding is stored under (the same rule as the store's)."""
-    if instance_id is not None and reg_id is not None:
-        return f"{instance_id};reg-id={reg_id}"
-    return contact_uri
 
 
 def uri_address(uri_text: str) -> Address | None:

@@ -83,9 +83,15 @@ class Registration:
 
     @property
     def binding_key(self) -> str:
-        if self.instance_id is not None and self.reg_id is not None:
-            return f"{self.instance_id};reg-id={self.reg_id}"
-        return self.contact_uri
+        return binding_key(self.contact_uri, self.instance_id, self.reg_id)
+
+
+def binding_key(contact_uri: str, instance_id: str | None, reg_id: int | None) -> str:
+    """What identifies a binding of an extension: the RFC 5626 instance and
+    reg-id when the phone sends them, else the contact URI."""
+    if instance_id is not None and reg_id is not None:
+        return f"{instance_id};reg-id={reg_id}"
+    return contact_uri
 
 
 # ------------------------------------------------------------ call records
