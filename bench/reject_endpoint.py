@@ -112,6 +112,11 @@ async def main_async(args: argparse.Namespace) -> int:
     finally:
         gc.callbacks.remove(pauses)
         print(pauses.report(), flush=True)
+        if endpoint.overload is not None:
+            monitor = endpoint.overload.monitor
+            print(f"overload: {endpoint.overload.shed_count} INVITEs shed with 503; "
+                  f"max loop lag {monitor.max_lag_s * 1000 if monitor else 0:.0f} ms",
+                  flush=True)
 
 
 def main() -> int:

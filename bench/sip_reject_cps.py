@@ -411,11 +411,12 @@ def main() -> int:
             results.append(result)
             print("   " + table([result]).splitlines()[-1], flush=True)
             log = outdir / f"{sut_name}_{rate:05d}" / "sut.log"
-            gc_lines = [ln for ln in log.read_text(errors="replace").splitlines()
-                        if ln.startswith("gc pauses:")] if log.exists() else []
-            if gc_lines:
-                result.note = gc_lines[-1]
-                print("   " + gc_lines[-1], flush=True)
+            sut_lines = [ln for ln in log.read_text(errors="replace").splitlines()
+                         if ln.startswith(("gc pauses:", "overload:"))] if log.exists() else []
+            if sut_lines:
+                result.note = "; ".join(sut_lines)
+                for line in sut_lines:
+                    print("   " + line, flush=True)
             if args.profile and sut_name == "boomerang":
                 profile = outdir / f"{sut_name}_{rate:05d}" / "profile.out"
                 if profile.exists():

@@ -33,7 +33,7 @@ import signal
 import ssl
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .config import Config
 from .ids import RandomIds
@@ -53,7 +53,11 @@ from .sip.transaction.events import (
 )
 from .sip.transaction.layer import TransactionLayer
 from .sip.uas_checks import UasPolicy, screen_request
+from .transport.overload import LoopLagMonitor, OverloadGuard
 from .transport.sip_transport import SipDriver
+
+if TYPE_CHECKING:
+    from .call.manager import CallManager
 
 log = logging.getLogger(__name__)
 
@@ -148,6 +152,7 @@ class Endpoint:
         "handlers",
         "invite_policy",
         "layer",
+        "overload",
         "pending_invites",
         "server_headers",
     )
@@ -176,6 +181,7 @@ class Endpoint:
         # invite_policy and REGISTER gets the anonymous challenge.
         self.handlers: dict[str, RequestHandler] = {}
         self.dialog_handler: DialogHandler | None = None
+        self.overload: OverloadGuard | None = None
         self._client_callbacks: dict[TransactionKey, ClientCallback] = {}
         self._cancel_callbacks: dict[TransactionKey, CancelCallback] = {}
 
@@ -204,6 +210,12 @@ class Endpoint:
                 await driver.close()
                 raise StartError(f"cannot listen on {item}: {error.strerror or error}") from None
         self.driver = driver
+        monitor = None
+        if sip.overload_lag_ms > 0:
+            monitor = LoopLagMonitor(driver.loop)
+            monitor.start()
+        self.overload = OverloadGuard(monitor, lag_high_s=sip.overload_lag_ms / 1000,
+                                      max_transactions=sip.max_transactions)
         return bound
 
     def begin_shutdown(self) -> None:
@@ -222,6 +234,8 @@ class Endpoint:
             await asyncio.sleep(min(0.05, max(0.0, deadline - loop.time())))
 
     async def close(self) -> None:
+        if self.overload is not None and self.overload.monitor is not None:
+            self.overload.monitor.close()
         if self.driver is not None:
             await self.driver.close()
             self.driver = None
@@ -263,10 +277,12 @@ class Endpoint:
         driver.flush()
         return key
 
-    def cancel(self, transaction: TransactionKey) -> TransactionKey | None:
-        """CANCEL a pending client INVITE transaction (RFC 3261 §9.1)."""
+    def cancel(self, transaction: TransactionKey,
+               headers: tuple[tuple[str, str], ...] = ()) -> TransactionKey | None:
+        """CANCEL a pending client INVITE transaction (RFC 3261 §9.1);
+        ``headers`` go in the CANCEL (a Reason, RFC 3326)."""
         assert self.driver is not None
-        return self.driver.cancel(transaction)
+        return self.driver.cancel(transaction, headers)
 
     def send_stateless(self, message: Request | Response, destination: Address) -> None:
         """ACK for a 2xx, 2xx retransmissions, and other messages outside transactions."""
@@ -318,6 +334,10 @@ class Endpoint:
             # REGISTER is never in a dialog, even from a phone that sends a To tag
             if request.to_tag is not None and method not in ("CANCEL", "REGISTER"):
                 self._on_in_dialog(request, key, source)
+                return
+            if (method == "INVITE" and self.overload is not None
+                    and self.overload.should_shed(len(self.layer))):
+                self._answer(request, 503, retry_after=True)
                 return
             handler = self.handlers.get(method)
             if handler is not None and method != "OPTIONS":
@@ -438,6 +458,7 @@ async def serve(
     from .call.registrar import open_registrar
 
     registrar = await open_registrar(endpoint)  # None without extensions
+    calls = await _start_calls(config, endpoint, registrar, trunks)
     installed: list[signal.Signals] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -454,12 +475,45 @@ async def serve(
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+        await calls.close()
+        await calls.relay.close()
         await trunks.close()  # unregisters while the endpoint still runs
         if registrar is not None:
             await registrar.close()
         await endpoint.close()
     log.info("stopped")
     return 0
+
+
+async def _start_calls(config: Config, endpoint: Endpoint, registrar: object,
+                      trunks: object) -> CallManager:
+    """The call layer for ``serve``: media relay, CallManager, extension router."""
+    import ipaddress
+
+    from .call.manager import CallManager
+    from .call.registrar import Registrar
+    from .call.router import Router
+    from .call.trunks import TrunkSet
+    from .media.tones import ToneBank
+    from .transport.media_relay import PythonMediaRelay
+    from .transport.rtp_socket import PortAllocator
+
+    host = config.sip.listen[0].host if config.sip.listen else "127.0.0.1"
+    advertised: str | None = None
+    if ipaddress.ip_address(host).is_unspecified:
+        public = config.sip.public_address
+        advertised = public.strip("[]") if public != "auto" else "127.0.0.1"
+    ports = config.media.rtp_ports
+    relay = PythonMediaRelay(PortAllocator(ports.first, ports.last), local_address=host,
+                             advertised_address=advertised)
+    assert registrar is None or isinstance(registrar, Registrar)
+    assert isinstance(trunks, TrunkSet)
+    manager = CallManager(endpoint, config, registrar=registrar, trunks=trunks, relay=relay,
+                          tone_bank=ToneBank(),
+                          store=registrar.store if registrar is not None else None)
+    manager.install()
+    Router(manager, config).install()
+    return manager
 
 
 __all__ = [

@@ -71,6 +71,8 @@ EXAMPLES: dict[str, str] = {
     "sip.tls.verify_peer": "true",
     "sip.connection_idle_s": "300",
     "sip.shutdown_grace_s": "3",
+    "sip.overload_lag_ms": "200",
+    "sip.max_transactions": "50000",
     "media": "media: {rtp_ports: 20000-20999, tone_plan: pl}",
     "media.rtp_ports": "20000-20999",
     "media.tone_plan": "pl",
@@ -278,6 +280,10 @@ class SipSettings(_Section):
     tls: TlsSettings | None = None
     connection_idle_s: Annotated[float, Field(gt=0)] = 300.0
     shutdown_grace_s: Annotated[float, Field(ge=0, le=60)] = 3.0
+    # Overload control: new INVITEs get 503 + Retry-After while the event
+    # loop runs this late (0: off), or while this many transactions live.
+    overload_lag_ms: Annotated[float, Field(ge=0)] = 200.0
+    max_transactions: Annotated[int, Field(ge=0)] = 50_000
     # Challenge order matters for interoperability: many phones and SIPp 3.6
     # answer only the first challenge and know only MD5, so MD5 leads and
     # clients that prefer SHA-256 (RFC 8760) still find it offered.
@@ -598,6 +604,11 @@ sip:
   connection_idle_s: 300
   # On SIGTERM: answer new requests 503 and finish transactions for up to this long.
   shutdown_grace_s: 3
+  # Overload control: while the server runs this late, new calls get 503 with
+  # Retry-After instead of collapsing every call (0 turns it off) ...
+  overload_lag_ms: 200
+  # ... and likewise while this many SIP transactions are alive (0: no cap).
+  max_transactions: 50000
 
 media:
   rtp_ports: 20000-20999      # RTP/RTCP port range (FIRST-LAST)
