@@ -1,26 +1,12 @@
-"""What both call legs share: the state-machine tables' vocabulary, the
-in-dialog behaviour once a call is up, and the registry that routes
-in-dialog requests to their leg.
+"""What both call legs share: the in-dialog behaviour once a call is up,
+and the plumbing that runs a leg's table (``leg_machine.py`` holds the
+states, inputs, actions and the rows common to both legs; they are
+re-exported here).
 
-A leg is a table machine (h2's ``stream.py`` shape): ``(LegState,
-LegInput) -> (actions, next LegState)``; a pair missing from the table
-raises ProtocolError. Inputs the network or a timer can produce at any
-time have explicit rows (most absorb); the missing pairs are calls the
-user may not make in that state (``answer()`` on an ended call).
-``uac_leg.py`` and ``uas_leg.py`` each write the rows up to the
-confirmed dialog; the rows of a confirmed, ending and ended call are
-common and written here (``DIALOG_ROWS``):
-
-    confirmed + hangup called          -> BYE sent, CallEnded      -> ending
-    confirmed + BYE received           -> 200, CallEnded           -> ended
-    confirmed + re-INVITE/UPDATE offer -> answered locally (200 with SDP,
-                                          or 491 on glare, 488)    -> confirmed
-    confirmed + INFO/other request     -> 200, InfoReceived        -> confirmed
-    confirmed + reinvite() called      -> re-INVITE sent           -> confirmed
-    confirmed + 491 to our re-INVITE   -> retry after §14.1 delay  -> confirmed
-    confirmed + 408/481 (dialog lost)  -> BYE, CallEnded failed    -> ending
-    confirmed + no ACK to our 2xx      -> BYE, CallEnded failed    -> ending
-    ending    + BYE answered/timed out -> nothing                  -> ended
+Session timers (RFC 4028, ``session_timer.py``): every INVITE, re-INVITE
+and UPDATE a leg sends or answers 2xx negotiates the interval; the leg
+keeps one ``SessionTimer``. A request (BYE, re-INVITE) the peer challenges
+with 401/407 is sent once more with the leg's ``credentials``.
 
 A leg holds its ports; nothing below holds the leg except the callbacks it
 hands to the endpoint and the scheduler, and the registry while the leg is
@@ -31,16 +17,16 @@ cycle a B2BUA made.
 from __future__ import annotations
 
 import contextlib
-import enum
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any, ClassVar
 
 from ..sip.address import Address
+from ..sip.auth import DigestClient
+from ..sip.auth_retry import retry_with_credentials
 from ..sip.dialog import Dialog, DialogError
-from ..sip.errors import ProtocolError, SipError
+from ..sip.errors import AuthError, SipError
 from ..sip.message import Request, Response
 from ..sip.sdp import Direction, SdpError, SessionDescription
 from ..sip.transaction.events import (
@@ -63,165 +49,32 @@ from .events import (
     OfferReceived,
     Outcome,
 )
+from .leg_machine import (
+    DIALOG_ROWS,
+    Action,
+    LegInput,
+    LegMachine,
+    LegState,
+    Row,
+    Transitions,
+)
+from .leg_registry import LegRegistry
 from .ports import ClientEvent, MediaPort, Scheduler, SipPort, TimerHandle
+from .session_timer import (
+    IntervalTooSmall,
+    Refresher,
+    SessionInterval,
+    SessionTimer,
+    SessionTimerSettings,
+    negotiate_as_uac,
+    negotiate_as_uas,
+    request_headers,
+)
 
 log = logging.getLogger(__name__)
 
 SDP = "application/sdp"
 T1_S = 0.5
-
-
-class LegState(enum.Enum):
-    __hash__ = object.__hash__
-
-    # UAC, before the answer
-    CALLING = "calling"              # INVITE sent, no provisional yet
-    PROCEEDING = "proceeding"        # a provisional arrived
-    CANCELLING = "cancelling"        # CANCEL asked for, waiting for the final response
-    # UAS, before the answer
-    OFFERED = "offered"              # INVITE received (100 Trying sent by the layer)
-    EARLY = "early"                  # 180/183 sent
-    ANSWERING = "answering"          # 2xx sent, waiting for the ACK
-    HANGING_UP = "hanging_up"        # hangup() before the ACK: BYE once it comes (§15)
-    # both
-    CONFIRMED = "confirmed"
-    ENDING = "ending"                # our BYE sent; CallEnded already reported
-    ENDED = "ended"
-
-
-class LegInput(enum.Enum):
-    __hash__ = object.__hash__
-
-    # responses to our INVITE (UAC)
-    TRYING_RECEIVED = "100 received"
-    PROVISIONAL_RECEIVED = "101-199 received"
-    SUCCESS_RECEIVED = "2xx received"
-    FORK_SUCCESS_RECEIVED = "2xx of another fork received"
-    FAILURE_RECEIVED = "300-699 received"
-    INVITE_FAILED = "INVITE timed out or transport error"
-    RING_TIMER_FIRED = "ring timeout"
-    CANCEL_TIMER_FIRED = "no final response after CANCEL"
-    CANCEL_CALLED = "cancel()"
-    # the INVITE we received (UAS)
-    RING_CALLED = "ring() or progress()"
-    ANSWER_CALLED = "answer()"
-    REJECT_CALLED = "reject()"
-    CANCEL_RECEIVED = "CANCEL received"
-    ACK_RECEIVED = "ACK received"
-    ACK_TIMER_FIRED = "no ACK for our 2xx (64*T1)"
-    # in the dialog, both sides
-    HANGUP_CALLED = "hangup()"
-    BYE_RECEIVED = "BYE received"
-    BYE_COMPLETED = "our BYE answered or timed out"
-    REINVITE_RECEIVED = "re-INVITE or UPDATE with an offer received"
-    REQUEST_RECEIVED = "INFO or other in-dialog request received"
-    REINVITE_CALLED = "reinvite()"
-    REINVITE_ANSWERED = "2xx to our re-INVITE"
-    REINVITE_REFUSED = "non-2xx to our re-INVITE"
-    DIALOG_LOST = "408/481 to our in-dialog request"
-    GLARE_TIMER_FIRED = "re-INVITE retry due"
-
-
-class Action(enum.Enum):
-    """What a transition does; ``CallLeg`` runs ``_do_<name>`` for each."""
-
-    __hash__ = object.__hash__
-
-    # UAC
-    REPORT_TRIED = "report_tried"
-    REPORT_RINGING = "report_ringing"
-    SEND_ACK = "send_ack"
-    ACK_AND_BYE_FORK = "ack_and_bye_fork"
-    SEND_CANCEL = "send_cancel"
-    # UAS
-    SEND_PROVISIONAL = "send_provisional"
-    SEND_SUCCESS = "send_success"
-    SEND_FAILURE = "send_failure"
-    SEND_487 = "send_487"
-    # both
-    REPORT_ANSWERED = "report_answered"
-    REPORT_END = "report_end"
-    TAKE_ACK = "take_ack"
-    SEND_BYE = "send_bye"
-    ANSWER_BYE = "answer_bye"
-    ANSWER_OFFER = "answer_offer"
-    ANSWER_REQUEST = "answer_request"
-    REFUSE_481 = "refuse_481"
-    REFUSE_491 = "refuse_491"
-    SEND_REINVITE = "send_reinvite"
-    ACK_REINVITE = "ack_reinvite"
-    RETRY_REINVITE = "retry_reinvite"
-
-
-Row = tuple[tuple[Action, ...], LegState]
-Transitions = Mapping[tuple[LegState, LegInput], Row]
-
-
-@dataclass(frozen=True, slots=True, eq=False)
-class LegMachine:
-    name: str
-    initial_state: LegState
-    transitions: Transitions
-
-    def transition(self, state: LegState, event: LegInput) -> Row:
-        try:
-            return self.transitions[(state, event)]
-        except KeyError:
-            raise ProtocolError(f"{self.name}: {event.value} in state {state.value}") from None
-
-    @property
-    def states(self) -> set[LegState]:
-        found = {self.initial_state}
-        for (state, _), (_, next_state) in self.transitions.items():
-            found.update((state, next_state))
-        return found
-
-
-_ABSORB_IN_ALL = (LegInput.TRYING_RECEIVED, LegInput.PROVISIONAL_RECEIVED,
-                  LegInput.FAILURE_RECEIVED, LegInput.INVITE_FAILED, LegInput.CANCEL_RECEIVED,
-                  LegInput.REINVITE_REFUSED, LegInput.DIALOG_LOST,
-                  LegInput.GLARE_TIMER_FIRED)
-
-
-def _rows_after_answer() -> dict[tuple[LegState, LegInput], Row]:
-    A, S, I = Action, LegState, LegInput  # noqa: E741
-    rows: dict[tuple[LegState, LegInput], Row] = {
-        (S.CONFIRMED, I.HANGUP_CALLED): ((A.SEND_BYE, A.REPORT_END), S.ENDING),
-        (S.CONFIRMED, I.CANCEL_CALLED): ((A.SEND_BYE, A.REPORT_END), S.ENDING),
-        (S.CONFIRMED, I.BYE_RECEIVED): ((A.ANSWER_BYE, A.REPORT_END), S.ENDED),
-        (S.CONFIRMED, I.REINVITE_RECEIVED): ((A.ANSWER_OFFER,), S.CONFIRMED),
-        (S.CONFIRMED, I.REQUEST_RECEIVED): ((A.ANSWER_REQUEST,), S.CONFIRMED),
-        (S.CONFIRMED, I.ACK_RECEIVED): ((A.TAKE_ACK,), S.CONFIRMED),
-        (S.CONFIRMED, I.ACK_TIMER_FIRED): ((A.SEND_BYE, A.REPORT_END), S.ENDING),
-        (S.CONFIRMED, I.REINVITE_CALLED): ((A.SEND_REINVITE,), S.CONFIRMED),
-        (S.CONFIRMED, I.REINVITE_ANSWERED): ((A.ACK_REINVITE,), S.CONFIRMED),
-        (S.CONFIRMED, I.REINVITE_REFUSED): ((A.RETRY_REINVITE,), S.CONFIRMED),
-        (S.CONFIRMED, I.GLARE_TIMER_FIRED): ((A.SEND_REINVITE,), S.CONFIRMED),
-        (S.CONFIRMED, I.DIALOG_LOST): ((A.SEND_BYE, A.REPORT_END), S.ENDING),
-    }
-    for state in (S.CONFIRMED,):
-        for event in (I.TRYING_RECEIVED, I.PROVISIONAL_RECEIVED, I.FAILURE_RECEIVED,
-                      I.INVITE_FAILED, I.CANCEL_RECEIVED):
-            rows[(state, event)] = ((), state)
-    # ending: our BYE is out, the call is reported ended
-    for state in (S.ENDING, S.ENDED):
-        rows[(state, I.BYE_RECEIVED)] = ((A.ANSWER_BYE,), state)
-        rows[(state, I.REINVITE_RECEIVED)] = ((A.REFUSE_481,), state)
-        rows[(state, I.REQUEST_RECEIVED)] = ((A.REFUSE_481,), state)
-        rows[(state, I.ACK_RECEIVED)] = ((), state)
-        rows[(state, I.ACK_TIMER_FIRED)] = ((), state)
-        rows[(state, I.REINVITE_ANSWERED)] = ((A.ACK_REINVITE,), state)
-        rows[(state, I.HANGUP_CALLED)] = ((), state)
-        rows[(state, I.CANCEL_CALLED)] = ((), state)
-        rows[(state, I.REJECT_CALLED)] = ((), state)
-        for event in _ABSORB_IN_ALL:
-            rows[(state, event)] = ((), state)
-    rows[(S.ENDING, I.BYE_COMPLETED)] = ((), S.ENDED)
-    rows[(S.ENDED, I.BYE_COMPLETED)] = ((), S.ENDED)
-    return rows
-
-
-DIALOG_ROWS: Mapping[tuple[LegState, LegInput], Row] = MappingProxyType(_rows_after_answer())
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -287,6 +140,7 @@ class CallLeg:
 
     __slots__ = (
         "_acks",
+        "_cnonce",
         "_delivering",
         "_glare_timer",
         "_held_local",
@@ -295,8 +149,10 @@ class CallLeg:
         "_reinvite_hold",
         "_retransmissions",
         "_retransmit_timer",
+        "_session_pending",
         "addressing",
         "call_id",
+        "credentials",
         "dialog",
         "end_cause",
         "listeners",
@@ -305,6 +161,8 @@ class CallLeg:
         "registry",
         "resolve",
         "scheduler",
+        "session_timer",
+        "session_timers",
         "sip",
         "state",
         "t1_s",
@@ -322,7 +180,13 @@ class CallLeg:
         random_draw: Callable[[], float],
         resolve: Resolver,
         t1_s: float,
+        credentials: DigestClient | None = None,
+        cnonce: Callable[[], str] | None = None,
+        session_timers: SessionTimerSettings | None = None,
     ) -> None:
+        """``credentials`` answer 401/407 challenges to our requests (a fresh
+        ``cnonce()`` each time; default: a new tag from ``sip.ids``).
+        ``session_timers``: RFC 4028 on this leg (None: not used)."""
         self.sip = sip
         self.scheduler = scheduler
         self.media = media
@@ -345,6 +209,14 @@ class CallLeg:
         self._held_local = False
         self._held_remote = False
         self._reinvite_hold: bool | None = None
+        self.credentials = credentials
+        self._cnonce = cnonce or sip.ids.tag
+        self.session_timers = session_timers
+        self._session_pending: SessionInterval | None = None
+        self.session_timer = SessionTimer(
+            scheduler=scheduler, call_id=call_id,
+            on_refresh_due=lambda: self._fire(LegInput.REFRESH_TIMER_FIRED, Trigger()),
+            on_expired=self._on_session_expired)
 
     # -- reading ----------------------------------------------------------------
 
@@ -427,6 +299,7 @@ class CallLeg:
 
     def _stop_call_timers(self) -> None:
         """Stop what only a live call needs (ring, glare, session timers)."""
+        self.session_timer.stop()
         if self._glare_timer is not None:
             self._glare_timer.cancel()
             self._glare_timer = None
@@ -474,9 +347,41 @@ class CallLeg:
             log.info("call_id=%s no BYE: %s", self.call_id, error.detail)
             return
         destination = self.resolve(dialog.next_hop(), self.addressing.transport)
-        is_ours = dialog is self.dialog
-        self.sip.send_request(bye, destination,
-                              self._on_bye_event if is_ours else _ignore_client_event)
+        if dialog is self.dialog:
+            self._send_in_dialog(bye, destination, self._on_bye_event)
+        else:
+            self.sip.send_request(bye, destination, _ignore_client_event)
+
+    def _send_in_dialog(self, request: Request, destination: Address,
+                        on_event: Callable[[ClientEvent], None]) -> None:
+        """Send ``request``; a 401/407 to it is answered once with our credentials."""
+
+        def on_challenge(event: ClientEvent) -> None:
+            if isinstance(event, ResponseReceived) and event.response.status in (401, 407) \
+                    and self.credentials is not None:
+                retried = self._authenticated(request, event.response)
+                if retried is not None:
+                    if self.dialog is not None and self.dialog.local_seq is not None:
+                        self.dialog.local_seq = max(self.dialog.local_seq, retried.cseq.number)
+                    if retried.method == "INVITE" and self.dialog is not None:
+                        self.dialog.local_invite_pending = True
+                        self.dialog.local_offer_pending = bool(retried.body)
+                    self._send_in_dialog(retried, destination, on_event)
+                    return
+            on_event(event)
+
+        self.sip.send_request(request, destination, on_challenge)
+
+    def _authenticated(self, request: Request, response: Response) -> Request | None:
+        """``request`` with credentials for ``response``'s challenge, or None."""
+        assert self.credentials is not None
+        try:
+            return retry_with_credentials(request, response, self.credentials,
+                                          branch=self.sip.ids.branch(), cnonce=self._cnonce())
+        except AuthError as error:
+            log.info("call_id=%s %s %d: %s", self.call_id, request.method, response.status,
+                     error.detail)
+            return None
 
     def _do_send_bye(self, trigger: Trigger) -> None:
         assert self.dialog is not None
@@ -525,7 +430,15 @@ class CallLeg:
         except DialogError as error:
             self.sip.respond(request, error.status, to_tag=self._local_tag())
             return
-        self.sip.respond(request, 200, to_tag=self._local_tag())
+        headers: tuple[tuple[str, str], ...] = ()
+        if request.method == "UPDATE":
+            refreshed = self._session_answer(request)
+            if refreshed is None:
+                return
+            headers = refreshed
+        self.sip.respond(request, 200, headers, to_tag=self._local_tag())
+        if request.method == "UPDATE":
+            self._session_restart()
         if request.method == "INFO":
             self._emit(InfoReceived(call_id=self.call_id, content_type=request.content_type,
                                     body=request.body, time=self._now()))
@@ -536,6 +449,9 @@ class CallLeg:
         source = trigger.source
         assert request is not None and source is not None and self.dialog is not None
         dialog = self.dialog
+        session_headers = self._session_answer(request)
+        if session_headers is None:
+            return
         try:
             dialog.receive_request(request)
         except DialogError as error:
@@ -554,11 +470,13 @@ class CallLeg:
             log.info("call_id=%s offer refused: %s", self.call_id, error.detail)
             return
         response = self.sip.respond(
-            request, 200, (("Contact", self.addressing.contact), ("Content-Type", SDP)),
+            request, 200, (("Contact", self.addressing.contact), ("Content-Type", SDP),
+                           *session_headers),
             body=body, to_tag=self._local_tag())
         if response is None:
             return
         dialog.response_sent(request, response)
+        self._session_restart()
         if request.method == "INVITE":
             self._retransmit(response, response_destination(request.top_via, source))
         if offer:
@@ -631,13 +549,14 @@ class CallLeg:
         try:
             request = self.dialog.create_request(
                 "INVITE", self.sip.ids, sent_by=self.addressing.sent_by,
-                transport=self.addressing.transport, body=body, content_type=SDP)
+                transport=self.addressing.transport, body=body, content_type=SDP,
+                headers=self._session_request_headers())
         except DialogError as error:
             if error.status != 491:
                 raise
             self._schedule_retry()  # their INVITE is still being answered
             return
-        self.sip.send_request(request, self._send_to_peer(request), self._on_reinvite_event)
+        self._send_in_dialog(request, self._send_to_peer(request), self._on_reinvite_event)
 
     def _on_reinvite_event(self, event: ClientEvent) -> None:
         if isinstance(event, ResponseReceived):
@@ -680,6 +599,8 @@ class CallLeg:
             return
         if response.body:
             self._take_remote_answer(response.body)
+        if self.session_timers is not None:
+            self._session_start(negotiate_as_uac(response, self._session_interval_s()))
         hold = self._held_local if self._reinvite_hold is None else self._reinvite_hold
         self._reinvite_hold = None
         if hold != self._held_local:
@@ -704,6 +625,55 @@ class CallLeg:
         self._glare_timer = self.scheduler.call_at(
             self._now() + delay_s, lambda: self._fire(LegInput.GLARE_TIMER_FIRED, Trigger()))
 
+    # -- session timers (RFC 4028) ---------------------------------------------------------
+
+    def _session_interval_s(self) -> int:
+        """The interval in force (or the one we ask for before any was agreed)."""
+        agreed = self.session_timer.interval
+        if agreed is not None:
+            return agreed.interval_s
+        assert self.session_timers is not None
+        return self.session_timers.session_expires_s
+
+    def _session_request_headers(self) -> tuple[tuple[str, str], ...]:
+        """For a re-INVITE we send: we keep refreshing (refresher=uac of it)."""
+        if self.session_timers is None:
+            return ()
+        return request_headers(self.session_timers, interval_s=self._session_interval_s(),
+                               refresher=Refresher.UAC)
+
+    def _session_answer(self, request: Request) -> tuple[tuple[str, str], ...] | None:
+        """Headers for our 2xx to a refresh (re-INVITE or UPDATE), kept to start
+        the timer once the 2xx is sent; None when it was refused (422, 400)."""
+        self._session_pending = None
+        if self.session_timers is None:
+            return ()
+        try:
+            interval, headers = negotiate_as_uas(request, self.session_timers)
+        except IntervalTooSmall as error:
+            self.sip.respond(request, 422, error.headers, to_tag=self._local_tag())
+            return None
+        except SipError as error:
+            self.sip.respond(request, error.status, to_tag=self._local_tag())
+            return None
+        self._session_pending = interval
+        return headers
+
+    def _session_restart(self) -> None:
+        if self._session_pending is not None:
+            self._session_start(self._session_pending)
+            self._session_pending = None
+
+    def _session_start(self, interval: SessionInterval) -> None:
+        if self.state in (LegState.ENDING, LegState.ENDED):
+            return
+        self.session_timer.start(interval)
+
+    def _on_session_expired(self) -> None:
+        self._fire(LegInput.SESSION_EXPIRED, Trigger(cause=EndCause(
+            outcome=Outcome.FAILED, q850_cause=Q850_RECOVERY_ON_TIMER_EXPIRY,
+            reason_text="Session timer expired")))
+
 
 def local_end(cause: EndCause | None) -> EndCause:
     """Our own EndCause when we end a leg, carrying on the Q.850 cause of
@@ -717,42 +687,6 @@ def local_end(cause: EndCause | None) -> EndCause:
 
 def _ignore_client_event(event: ClientEvent) -> None:
     return None
-
-
-class LegRegistry:
-    """Finds the leg of an in-dialog request by (Call-ID, local tag, remote
-    tag); an ``boomerang.app.DialogHandler``: set it as the endpoint's
-    ``dialog_handler``."""
-
-    __slots__ = ("_legs",)
-
-    def __init__(self) -> None:
-        self._legs: dict[tuple[str, str, str], CallLeg] = {}
-
-    def add(self, dialog: Dialog, leg: CallLeg) -> None:
-        self._legs[(dialog.id.call_id, dialog.id.local_tag, dialog.id.remote_tag)] = leg
-
-    def discard(self, leg: CallLeg) -> None:
-        for key in [key for key, value in self._legs.items() if value is leg]:
-            del self._legs[key]
-
-    def find(self, call_id: str, local_tag: str, remote_tag: str) -> CallLeg | None:
-        return self._legs.get((call_id, local_tag, remote_tag))
-
-    def __len__(self) -> int:
-        return len(self._legs)
-
-    def __call__(self, request: Request, transaction: TransactionKey | None,
-                 source: Address) -> bool:
-        try:
-            key = (request.call_id, request.to_tag or "", request.from_tag or "")
-        except SipError:
-            return False
-        leg = self._legs.get(key)
-        if leg is None:
-            return False
-        leg.receive_request(request, transaction, source)
-        return True
 
 
 def handler_of(obj: Any, action: Action) -> Callable[[Trigger], None]:
@@ -773,6 +707,8 @@ __all__ = [
     "LegState",
     "Listener",
     "Resolver",
+    "Row",
+    "Transitions",
     "Trigger",
     "handler_of",
     "local_end",

@@ -14,7 +14,15 @@ Rows up to the answer (the rows of a confirmed call are in leg.py):
                                                cancelled)                -> ended
     cancelling  + 2xx (CANCEL raced 200)    -> ACK, BYE, CallEnded       -> ending
     cancelling  + no final in 64*T1         -> CallEnded                 -> ended
+    calling/proceeding + 401/407 (credentials) or 422 (Min-SE)
+                                            -> the INVITE again, CSeq+1  -> calling
     any         + 2xx of another fork       -> ACK and BYE that dialog
+
+Authentication (RFC 3261 §22.2): with ``credentials`` a 401/407 is
+answered once per realm by a new INVITE (same Call-ID and From tag, CSeq
++ 1, new branch); refused credentials end the call ``rejected`` with the
+challenge's status. 422 (RFC 4028 §7.4) is answered by the INVITE asking
+the 422's Min-SE. The CANCEL carries our cause in a Reason (RFC 3326).
 
 Forking (RFC 3261 §13.2.2.4): each tagged 1xx/2xx makes or finds its dialog
 in a ``DialogSet``; the first 2xx wins, a later 2xx of another fork is
@@ -30,7 +38,9 @@ from types import MappingProxyType
 from typing import ClassVar
 
 from ..sip.address import Address
+from ..sip.auth import DigestClient
 from ..sip.dialog import MAX_FORWARDS, Dialog, DialogError, DialogSet
+from ..sip.errors import SipError
 from ..sip.message import Headers, Request, Response
 from ..sip.transaction.events import (
     ResponseReceived,
@@ -67,6 +77,13 @@ from .leg import (
     resolve_literal,
 )
 from .ports import ClientEvent, MediaPort, Scheduler, SipPort, TimerHandle
+from .session_timer import (
+    SessionTimerSettings,
+    negotiate_as_uac,
+    request_headers,
+    retry_after_422,
+    session_expires_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +119,7 @@ def _uac_rows() -> dict[tuple[LegState, LegInput], Row]:
         rows[(state, I.BYE_RECEIVED)] = ((A.REFUSE_481,), state)
         rows[(state, I.REQUEST_RECEIVED)] = ((A.REFUSE_481,), state)
         rows[(state, I.REINVITE_RECEIVED)] = ((A.REFUSE_491,), state)
+        rows[(state, I.INVITE_RETRIED)] = ((A.SEND_INVITE_AGAIN,), S.CALLING)
     rows[(S.CANCELLING, I.REINVITE_RECEIVED)] = ((A.REFUSE_481,), S.CANCELLING)
     rows.update(DIALOG_ROWS)
     for state in (S.CONFIRMED, S.ENDING, S.ENDED):
@@ -113,6 +131,7 @@ def _uac_rows() -> dict[tuple[LegState, LegInput], Row]:
 UAC_MACHINE = LegMachine("UAC leg", LegState.CALLING, MappingProxyType(_uac_rows()))
 
 _BUSY_STATUSES = frozenset((486, 600))
+MAX_INVITE_ATTEMPTS = 4  # the first INVITE and at most three retries (401/407/422)
 
 
 def cause_of_failure(response: Response) -> EndCause:
@@ -139,8 +158,10 @@ class UacLeg(CallLeg):
         "_cancel_outcome",
         "_cancel_timer",
         "_dialogs",
+        "_invite_attempts",
         "_invite_key",
         "_ring_timer",
+        "_tried_reported",
         "destination",
         "invite",
         "ring_timeout_s",
@@ -164,12 +185,19 @@ class UacLeg(CallLeg):
         random_draw: Callable[[], float] = random.random,
         resolve: Resolver = resolve_literal,
         t1_s: float = T1_S,
+        credentials: DigestClient | None = None,
+        cnonce: Callable[[], str] | None = None,
+        session_timers: SessionTimerSettings | None = None,
     ) -> None:
-        """``from_`` and ``to`` are name-addrs without tags (``<sip:101@pbx>``)."""
+        """``from_`` and ``to`` are name-addrs without tags (``<sip:101@pbx>``).
+        ``credentials`` answer a 401/407 (a trunk's digest user);
+        ``session_timers`` ask for RFC 4028 session timers."""
         ids = sip.ids
         super().__init__(sip=sip, scheduler=scheduler, media=media, addressing=addressing,
                          call_id=call_id or ids.call_id(), registry=registry,
-                         random_draw=random_draw, resolve=resolve, t1_s=t1_s)
+                         random_draw=random_draw, resolve=resolve, t1_s=t1_s,
+                         credentials=credentials, cnonce=cnonce,
+                         session_timers=session_timers)
         self.destination = destination
         self.ring_timeout_s = ring_timeout_s
         out = Headers()
@@ -183,12 +211,17 @@ class UacLeg(CallLeg):
         out.add("Contact", addressing.contact)
         for name, value in headers:
             out.add(name, value)
+        if session_timers is not None:
+            for name, value in request_headers(session_timers):
+                out.add(name, value)
         self.invite = Request("INVITE", request_uri, out)
         self._dialogs = DialogSet(self.invite)
         self._invite_key: TransactionKey | None = None
         self._ring_timer: TimerHandle | None = None
         self._cancel_timer: TimerHandle | None = None
         self._cancel_outcome = Outcome.CANCELLED
+        self._invite_attempts = 1
+        self._tried_reported = False
 
     def start(self) -> None:
         """Send the INVITE with our offer; arm the ring timeout."""
@@ -211,6 +244,8 @@ class UacLeg(CallLeg):
     # -- responses to the INVITE ---------------------------------------------------------
 
     def _on_invite_event(self, event: ClientEvent) -> None:
+        if event.transaction != self._invite_key:
+            return  # the INVITE a 401/407/422 answered: it is over
         if isinstance(event, ResponseReceived):
             self._on_invite_response(event.response)
         elif isinstance(event, TransactionTimedOut | TransportErrorOccurred):
@@ -252,6 +287,13 @@ class UacLeg(CallLeg):
                 trigger.cause = EndCause(outcome=self._cancel_outcome, sip_status=status)
             self._fire(LegInput.SUCCESS_RECEIVED, trigger)
         else:
+            if status in (401, 407, 422) and self.state in (LegState.CALLING,
+                                                            LegState.PROCEEDING):
+                retried = self._invite_again(response)
+                if retried is not None:
+                    self._fire(LegInput.INVITE_RETRIED, Trigger(request=retried,
+                                                                response=response))
+                    return
             if self.state is LegState.CANCELLING:
                 q850, text = EndCause.q850_of(response.reasons)
                 trigger.cause = EndCause(outcome=self._cancel_outcome, sip_status=status,
@@ -260,13 +302,43 @@ class UacLeg(CallLeg):
                 trigger.cause = cause_of_failure(response)
             self._fire(LegInput.FAILURE_RECEIVED, trigger)
 
+    def _invite_again(self, response: Response) -> Request | None:
+        """The INVITE answering a 401/407 (credentials) or 422 (Min-SE), or None
+        when we cannot or may not (no credentials, refused ones, no larger Min-SE)."""
+        if self._invite_attempts >= MAX_INVITE_ATTEMPTS:
+            return None
+        if response.status == 422:
+            try:
+                return retry_after_422(self.invite, response, branch=self.sip.ids.branch())
+            except SipError as error:
+                log.info("call_id=%s 422: %s", self.call_id, error.detail)
+                return None
+        if self.credentials is None:
+            return None
+        return self._authenticated(self.invite, response)
+
+    def _do_send_invite_again(self, trigger: Trigger) -> None:
+        retried = trigger.request
+        assert retried is not None
+        self._invite_attempts += 1
+        if self.registry is not None:
+            self.registry.discard(self)  # early dialogs of the refused INVITE
+        self.invite = retried
+        self._dialogs = DialogSet(retried)
+        log.info("call_id=%s INVITE again (CSeq %d) after %s", self.call_id,
+                 retried.cseq.number, trigger.response.status if trigger.response else "?")
+        self._invite_key = self.sip.send_request(retried, self.destination,
+                                                 self._on_invite_event)
+
     # -- timers ---------------------------------------------------------------------------
 
     def _on_ring_timeout(self) -> None:
         self._ring_timer = None
         self._cancel_outcome = Outcome.NO_ANSWER
         log.info("call_id=%s no answer in %s s: CANCEL", self.call_id, self.ring_timeout_s)
-        self._fire(LegInput.RING_TIMER_FIRED, Trigger())
+        self._fire(LegInput.RING_TIMER_FIRED, Trigger(cause=EndCause(
+            outcome=Outcome.NO_ANSWER, q850_cause=Q850_NO_ANSWER,
+            reason_text="No answer")))
 
     def _on_cancel_timeout(self) -> None:
         self._cancel_timer = None
@@ -284,6 +356,9 @@ class UacLeg(CallLeg):
     # -- actions -------------------------------------------------------------------------
 
     def _do_report_tried(self, trigger: Trigger) -> None:
+        if self._tried_reported:
+            return  # once per leg, whatever INVITE (401/407/422 retries) it was
+        self._tried_reported = True
         self._emit(CallTried(call_id=self.call_id, time=self._now()))
 
     def _do_report_ringing(self, trigger: Trigger) -> None:
@@ -328,6 +403,11 @@ class UacLeg(CallLeg):
             self._ring_timer.cancel()
             self._ring_timer = None
         log.info("call_id=%s answered", self.call_id)
+        if self.session_timers is not None and trigger.response is not None:
+            asked = session_expires_of(self.invite)
+            self._session_start(negotiate_as_uac(
+                trigger.response, asked.interval_s if asked is not None
+                else self.session_timers.session_expires_s))
         self._emit(CallAnswered(call_id=self.call_id, time=self._now()))
 
     def _do_send_cancel(self, trigger: Trigger) -> None:
@@ -336,9 +416,9 @@ class UacLeg(CallLeg):
             self._ring_timer.cancel()
             self._ring_timer = None
         # None when no provisional came yet: the layer sends it after the first one
-        self.sip.cancel(self._invite_key)
+        self.sip.cancel(self._invite_key, self._bye_headers(trigger.cause))
         self._cancel_timer = self.scheduler.call_at(self._now() + 64 * self.t1_s,
                                                     self._on_cancel_timeout)
 
 
-__all__ = ["UAC_MACHINE", "UacLeg", "cause_of_failure"]
+__all__ = ["MAX_INVITE_ATTEMPTS", "UAC_MACHINE", "UacLeg", "cause_of_failure"]

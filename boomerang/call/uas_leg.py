@@ -14,6 +14,10 @@ Rows up to the answer (the rows of a confirmed call are in leg.py):
     answering     + hangup()             -> CallEnded; BYE once the ACK
                                             comes or times out (§15)   -> hanging_up
 
+With ``session_timers`` (RFC 4028) the INVITE's Session-Expires is agreed
+in the 200 (``Supported: timer``); one below our Min-SE makes ring(),
+progress() and answer() reject the call 422 with our Min-SE instead.
+
 Build a leg from the endpoint's INVITE handler arguments (request,
 transaction, source); it registers for the CANCEL itself.
 """
@@ -27,7 +31,9 @@ from types import MappingProxyType
 from typing import ClassVar
 
 from ..sip.address import Address
+from ..sip.auth import DigestClient
 from ..sip.dialog import Dialog, DialogError
+from ..sip.errors import SipError
 from ..sip.message import Request, Response
 from ..sip.sdp import SdpError
 from ..sip.transaction.events import CancelReceived, TransactionKey
@@ -50,6 +56,7 @@ from .leg import (
     resolve_literal,
 )
 from .ports import MediaPort, Scheduler, SipPort
+from .session_timer import IntervalTooSmall, SessionTimerSettings, negotiate_as_uas
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +109,8 @@ class UasLeg(CallLeg):
 
     machine: ClassVar[LegMachine] = UAS_MACHINE
 
-    __slots__ = ("_local_sdp", "invite", "local_tag", "source", "transaction")
+    __slots__ = ("_local_sdp", "_session_headers", "_session_refusal", "invite", "local_tag",
+                 "source", "transaction")
 
     def __init__(
         self,
@@ -118,25 +126,52 @@ class UasLeg(CallLeg):
         random_draw: Callable[[], float] = random.random,
         resolve: Resolver = resolve_literal,
         t1_s: float = T1_S,
+        credentials: DigestClient | None = None,
+        cnonce: Callable[[], str] | None = None,
+        session_timers: SessionTimerSettings | None = None,
     ) -> None:
         super().__init__(sip=sip, scheduler=scheduler, media=media, addressing=addressing,
                          call_id=request.call_id, registry=registry, random_draw=random_draw,
-                         resolve=resolve, t1_s=t1_s)
+                         resolve=resolve, t1_s=t1_s, credentials=credentials, cnonce=cnonce,
+                         session_timers=session_timers)
         self.invite = request
         self.transaction = transaction
         self.source = source
         self.local_tag = sip.ids.tag()
         self._local_sdp: bytes | None = None
+        self._session_headers: tuple[tuple[str, str], ...] = ()
+        self._session_refusal: SipError | None = None
+        if session_timers is not None:
+            try:
+                self._session_pending, self._session_headers = negotiate_as_uas(
+                    request, session_timers)
+            except SipError as error:
+                log.info("call_id=%s Session-Expires refused %d: %s", self.call_id,
+                         error.status, error.detail)
+                self._session_refusal = error
         sip.on_cancel(transaction, self._on_cancel)
 
     # -- the calls -------------------------------------------------------------------
 
+    def _refused_session(self) -> bool:
+        """Reject 422 (or 400) when the INVITE's session interval was refused."""
+        refusal = self._session_refusal
+        if refusal is None or self.state not in (LegState.OFFERED, LegState.EARLY):
+            return False
+        headers = refusal.headers if isinstance(refusal, IntervalTooSmall) else ()
+        self.reject(refusal.status, headers=headers)
+        return True
+
     def ring(self) -> None:
         """180 Ringing (with our To tag and Contact: an early dialog)."""
+        if self._refused_session():
+            return
         self._fire(LegInput.RING_CALLED, Trigger(status=180))
 
     def progress(self) -> None:
         """183 Session Progress with our answer: early media."""
+        if self._refused_session():
+            return
         try:
             body = self._sdp()
         except SdpError as error:
@@ -146,6 +181,8 @@ class UasLeg(CallLeg):
 
     def answer(self) -> None:
         """200 OK with our SDP; CallAnswered follows when the ACK arrives."""
+        if self._refused_session():
+            return
         if self.state in (LegState.OFFERED, LegState.EARLY):
             try:
                 self._sdp()
@@ -221,7 +258,8 @@ class UasLeg(CallLeg):
         self._respond(status, (("Contact", self.addressing.contact),), body)
 
     def _do_send_success(self, trigger: Trigger) -> None:
-        response = self._respond(200, (("Contact", self.addressing.contact),), self._sdp())
+        response = self._respond(200, (("Contact", self.addressing.contact),
+                                       *self._session_headers), self._sdp())
         if response is None:
             return
         log.info("call_id=%s 200 sent", self.call_id)
@@ -236,6 +274,7 @@ class UasLeg(CallLeg):
 
     def _do_report_answered(self, trigger: Trigger) -> None:
         log.info("call_id=%s answered (ACK received)", self.call_id)
+        self._session_restart()
         self._emit(CallAnswered(call_id=self.call_id, time=self._now()))
 
 

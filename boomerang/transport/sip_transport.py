@@ -504,8 +504,9 @@ class SipDriver:
         self.layer.send_stateless(message, destination)
         self.flush()
 
-    def cancel(self, transaction: TransactionKey) -> TransactionKey | None:
-        key = self.layer.cancel(transaction, self.loop.time())
+    def cancel(self, transaction: TransactionKey,
+               headers: tuple[tuple[str, str], ...] = ()) -> TransactionKey | None:
+        key = self.layer.cancel(transaction, self.loop.time(), headers)
         self.flush()
         return key
 

@@ -11,10 +11,17 @@
   hold state asks for, and a switch to refuse offers (488).
 - ``EventLog``: a leg listener that keeps every call-control event.
 - ``CallWorld``: a network, a clock and named endpoints, ready to ``run``.
+- ``ForkingProxy``: a stateful proxy on one endpoint that forks each new
+  INVITE to several endpoints (RFC 3261 §16), forwards every provisional
+  and 2xx upstream, CANCELs the other branches on the first 2xx (with
+  ``Reason: SIP;cause=200``, RFC 3326) and forwards the best final
+  response when no branch answered. No Record-Route: ACK and BYE go
+  end to end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -148,8 +155,9 @@ class SimulatedEndpoint:
     def send_stateless(self, message: Request | Response, destination: Address) -> None:
         self.layer.send_stateless(message, destination)
 
-    def cancel(self, transaction: TransactionKey) -> TransactionKey | None:
-        return self.layer.cancel(transaction, self.clock.now)
+    def cancel(self, transaction: TransactionKey,
+               headers: tuple[tuple[str, str], ...] = ()) -> TransactionKey | None:
+        return self.layer.cancel(transaction, self.clock.now, headers)
 
     def on_cancel(self, transaction: TransactionKey, callback: CancelCallback) -> None:
         self._cancel_callbacks[transaction] = callback
@@ -320,10 +328,74 @@ class CallWorld:
         self.simulation.run(until=until)
 
 
+class ForkingProxy:
+    """Forks INVITEs arriving at ``endpoint`` to ``targets`` (see the module doc)."""
+
+    COMPLETED_ELSEWHERE = 'SIP;cause=200;text="Call completed elsewhere"'
+
+    def __init__(self, endpoint: SimulatedEndpoint, targets: list[SimulatedEndpoint],
+                 user: str) -> None:
+        self.endpoint = endpoint
+        self.targets = targets
+        self.user = user
+        self.branches: dict[TransactionKey, SimulatedEndpoint] = {}
+        self.finals: dict[TransactionKey, Response] = {}
+        self.answered = False
+        self.cancelled: list[str] = []
+        endpoint.handlers["INVITE"] = self.on_invite
+
+    def on_invite(self, request: Request, key: TransactionKey, source: Address) -> None:
+        self.endpoint.on_cancel(key, lambda event: self._cancel_all(None))
+        for target in self.targets:
+            headers = request.headers.copy()
+            host_port = f"{self.endpoint.address.host}:{self.endpoint.address.port}"
+            via = f"SIP/2.0/UDP {host_port};branch={self.endpoint.ids.branch()}"
+            rest = headers.get_all("Via")
+            headers.remove("Via")
+            headers.add("Via", via)
+            for value in rest:
+                headers.add("Via", value)
+            headers.set("Max-Forwards", str(int(headers.get("Max-Forwards") or "70") - 1))
+            forwarded = Request("INVITE", target.uri(self.user), headers, request.body)
+            branch = self.endpoint.send_request(
+                forwarded, target.address, lambda event: self._on_branch_event(event))
+            self.branches[branch] = target
+
+    def _on_branch_event(self, event: object) -> None:
+        if not isinstance(event, ResponseReceived):
+            return
+        response = event.response
+        if response.status == 100:
+            return
+        if response.status >= 300:
+            self.finals[event.transaction] = response
+            if self.answered or len(self.finals) < len(self.branches):
+                return
+            response = min(self.finals.values(), key=lambda r: r.status)
+        elif response.status >= 200:
+            first = not self.answered
+            self.answered = True
+            if first:
+                self._cancel_all(event.transaction)
+        headers = response.headers.copy()
+        headers.remove_first_value("Via")
+        upstream = Response(response.status, response.reason, headers, response.body)
+        with contextlib.suppress(ProtocolError):  # the upstream transaction has ended
+            self.endpoint.layer.send_response(upstream, self.endpoint.clock.now)
+
+    def _cancel_all(self, keep: TransactionKey | None) -> None:
+        for key, target in self.branches.items():
+            if key != keep and key not in self.finals:
+                self.endpoint.cancel(key, (("Reason", self.COMPLETED_ELSEWHERE),)
+                                     if keep is not None else ())
+                self.cancelled.append(target.name)
+
+
 __all__ = [
     "CallWorld",
     "EventLog",
     "FakeMedia",
+    "ForkingProxy",
     "ScheduledCall",
     "SimulatedEndpoint",
     "SimulatedScheduler",

@@ -15,6 +15,7 @@ from boomerang.call.uac_leg import UacLeg
 from boomerang.call.uas_leg import UasLeg
 from boomerang.sip.address import Address
 from boomerang.sip.message import Request
+from boomerang.sip.parser import parse_message
 from boomerang.sip.transaction.events import TransactionKey
 
 
@@ -182,3 +183,21 @@ def test_status_for_maps_every_outcome() -> None:
     assert status_for(EndCause(outcome=Outcome.FAILED, sip_status=503)) == 503
     assert status_for(EndCause(outcome=Outcome.FAILED, sip_status=408)) == 502
     assert status_for(EndCause(outcome=Outcome.CANCELLED)) == 487
+
+
+def test_caller_cancel_reason_is_carried_on_the_callee_cancel() -> None:
+    world = world_of()
+    bridge = Bridge(world, UasLeg.ring)
+    caller, _ = call(world)
+    cause = EndCause(outcome=Outcome.HUNG_UP_LOCAL, q850_cause=31, reason_text="Normal")
+    world.at(3.0, lambda: caller.cancel(cause), on="caller")
+    world.run(until=80.0)
+    cancels = [parse_message(t.data) for t in
+               world.network.transmissions("sent", starts_with=b"CANCEL")
+               if t.source == world["us"].address]
+    assert len(cancels) == 1
+    assert cancels[0].headers.get("Reason") == 'Q.850;cause=31;text="Normal"'
+    assert bridge.callee_log.cause is not None
+    assert (bridge.callee_log.cause.outcome, bridge.callee_log.cause.q850_cause) == (
+        Outcome.CANCELLED, 31)
+    assert all_ended(bridge, caller)

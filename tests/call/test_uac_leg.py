@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
-from simcall import CallWorld, EventLog, FakeMedia
+from simcall import CallWorld, EventLog, FakeMedia, ForkingProxy
 
 from boomerang.call.events import (
     CallAnswered,
@@ -21,7 +21,9 @@ from boomerang.call.leg import LegState
 from boomerang.call.uac_leg import UacLeg
 from boomerang.call.uas_leg import UasLeg
 from boomerang.sip.address import Address
+from boomerang.sip.auth import DigestClient, DigestServer
 from boomerang.sip.message import Request
+from boomerang.sip.parser import parse_message
 from boomerang.sip.transaction.events import TransactionKey
 
 
@@ -34,14 +36,15 @@ class Peer:
     media: FakeMedia = field(default_factory=lambda: FakeMedia(port=5000))
     legs: list[UasLeg] = field(default_factory=list)
     log: EventLog = field(default_factory=EventLog)
+    name: str = "bob"
 
     def __post_init__(self) -> None:
-        self.world["bob"].handlers["INVITE"] = self.on_invite
+        self.world[self.name].handlers["INVITE"] = self.on_invite
 
     def on_invite(self, request: Request, key: TransactionKey, source: Address) -> None:
-        bob = self.world["bob"]
+        bob = self.world[self.name]
         leg = UasLeg(sip=bob, scheduler=bob.scheduler, media=self.media,
-                     addressing=bob.addressing("bob"), request=request, transaction=key,
+                     addressing=bob.addressing(self.name), request=request, transaction=key,
                      source=source, registry=bob.registry, random_draw=lambda: 0.5)
         leg.add_listener(self.log)
         self.legs.append(leg)
@@ -68,11 +71,11 @@ def later(world: CallWorld, delay_s: float, action: Callable[[], object], on: st
     world.at(world.clock.now + delay_s, action, on=on)
 
 
-def ring_then(world: CallWorld, delay_s: float, action: Callable[[UasLeg], None]
-              ) -> Callable[[UasLeg], None]:
+def ring_then(world: CallWorld, delay_s: float, action: Callable[[UasLeg], None],
+              on: str = "bob") -> Callable[[UasLeg], None]:
     def script(leg: UasLeg) -> None:
         leg.ring()
-        later(world, delay_s, lambda: action(leg))
+        later(world, delay_s, lambda: action(leg), on=on)
     return script
 
 
@@ -269,3 +272,235 @@ def test_tried_is_reported_once() -> None:
     world.run(until=60.0)
     assert len(log.of(CallTried)) == 1
     assert isinstance(log.events[-1], CallEnded)
+
+
+# -- outgoing authentication (a trunk that challenges with 407) ---------------------------
+
+
+@dataclass
+class ChallengingPeer:
+    """Bob behind a carrier that challenges every INVITE and BYE with
+    ``status`` (407 Proxy-Authenticate or 401 WWW-Authenticate)."""
+
+    world: CallWorld
+    password: str = "s3cret"
+    status: int = 407
+    peer: Peer = field(init=False)
+    server: DigestServer = field(init=False)
+    challenged: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.server = DigestServer(realm="carrier", secret=b"k" * 16)
+        self.peer = Peer(self.world, ring_then(self.world, 1.0, UasLeg.answer))
+        bob = self.world["bob"]
+        bob.handlers["INVITE"] = self.on_invite
+        registry = bob.registry
+        bob.dialog_handler = lambda request, key, source: (
+            self.refused(request) or registry(request, key, source))
+
+    @property
+    def header(self) -> str:
+        return "Proxy-Authorization" if self.status == 407 else "Authorization"
+
+    def refused(self, request: Request) -> bool:
+        """Challenge ``request`` unless it carries good credentials."""
+        if request.method not in ("INVITE", "BYE"):
+            return False
+        now = self.world.clock.now
+        result = self.server.verify(request, lambda user: self.password if user == "101"
+                                    else None, now, header=self.header)
+        if result.ok:
+            return False
+        self.challenged.append(request.method)
+        name = "Proxy-Authenticate" if self.status == 407 else "WWW-Authenticate"
+        self.world["bob"].respond(request, self.status,
+                                  tuple((name, v) for v in self.server.challenge(now)))
+        return True
+
+    def on_invite(self, request: Request, key: TransactionKey, source: Address) -> None:
+        if not self.refused(request):
+            self.peer.on_invite(request, key, source)
+
+
+def dial_with(world: CallWorld, credentials: DigestClient) -> tuple[UacLeg, EventLog]:
+    alice = world["alice"]
+    bob = world["bob"]
+    leg = UacLeg(sip=alice, scheduler=alice.scheduler, media=FakeMedia(),
+                 addressing=alice.addressing("alice"), request_uri=bob.uri("bob"),
+                 from_="<sip:alice@example.com>", to="<sip:bob@example.com>",
+                 destination=bob.address, ring_timeout_s=30.0, registry=alice.registry,
+                 random_draw=lambda: 0.5, credentials=credentials)
+    log = EventLog()
+    leg.add_listener(log)
+    leg.start()
+    return leg, log
+
+
+@pytest.mark.parametrize("status", [407, 401])
+def test_challenged_invite_is_sent_again_with_credentials_and_bye_too(status: int) -> None:
+    world = CallWorld(["alice", "bob"])
+    carrier = ChallengingPeer(world, status=status)
+    leg, log = dial_with(world, DigestClient(username="101", password="s3cret"))
+    world.run(until=5.0)
+    assert log.kinds == ["CallTried", "CallRinging", "CallAnswered"]
+    invites = world["bob"].requests("INVITE")
+    assert len(invites) == 2
+    first, second = invites
+    assert (second.call_id, second.from_tag) == (first.call_id, first.from_tag)
+    assert second.cseq.number == first.cseq.number + 1
+    assert second.top_via.branch != first.top_via.branch
+    assert carrier.header in second.headers and carrier.header not in first.headers
+    leg.hangup()
+    world.run(until=40.0)
+    assert carrier.challenged == ["INVITE", "BYE"]
+    byes = world["bob"].requests("BYE")
+    assert len(byes) == 2 and byes[1].cseq.number == byes[0].cseq.number + 1
+    assert world["alice"].responses(200, "BYE")
+    assert carrier.peer.log.cause is not None
+    assert carrier.peer.log.cause.outcome is Outcome.HUNG_UP_REMOTE
+    assert leg.state is LegState.ENDED
+
+
+def test_refused_credentials_end_rejected_with_the_status_after_one_retry() -> None:
+    world = CallWorld(["alice", "bob"])
+    ChallengingPeer(world)
+    leg, log = dial_with(world, DigestClient(username="101", password="wrong"))
+    world.run(until=40.0)
+    assert log.cause is not None
+    assert (log.cause.outcome, log.cause.sip_status) == (Outcome.REJECTED, 407)
+    assert len(world["bob"].requests("INVITE")) == 2
+    assert leg.state is LegState.ENDED
+
+
+def test_without_credentials_a_challenge_is_a_rejection() -> None:
+    world = CallWorld(["alice", "bob"])
+    ChallengingPeer(world)
+    _leg, log = dial(world)
+    world.run(until=40.0)
+    assert log.cause is not None
+    assert (log.cause.outcome, log.cause.sip_status) == (Outcome.REJECTED, 407)
+    assert len(world["bob"].requests("INVITE")) == 1
+
+
+def test_challenged_reinvite_is_sent_again_with_credentials() -> None:
+    world = CallWorld(["alice", "bob"])
+    carrier = ChallengingPeer(world)
+    bob = world["bob"]
+    registry = bob.registry
+    bob.dialog_handler = lambda request, key, source: (
+        (request.method == "INVITE" and carrier.refused(request))
+        or registry(request, key, source))
+    leg, log = dial_with(world, DigestClient(username="101", password="s3cret"))
+    world.run(until=5.0)
+    leg.reinvite(hold=True)
+    world.run(until=10.0)
+    holds = [e for e in log.of(HoldChanged) if isinstance(e, HoldChanged)]
+    assert [(e.held, e.by_remote) for e in holds] == [(True, False)]
+    assert carrier.challenged == ["INVITE", "INVITE"]
+    assert leg.state is LegState.CONFIRMED
+
+
+# -- Reason on CANCEL (RFC 3326) -----------------------------------------------------------
+
+
+def sent_cancels(world: CallWorld) -> list[Request]:
+    sent = [parse_message(t.data) for t in
+            world.network.transmissions("sent", starts_with=b"CANCEL")]
+    return [m for m in sent if isinstance(m, Request)]
+
+
+
+@pytest.mark.parametrize("before_provisional", [False, True])
+def test_cancel_carries_the_cause_in_a_reason_header(before_provisional: bool) -> None:
+    world = CallWorld(["alice", "bob"])
+    peer = Peer(world, (lambda leg: later(world, 3.0, leg.ring)) if before_provisional
+                else UasLeg.ring)
+    leg, log = dial(world)
+    cause = EndCause(outcome=Outcome.HUNG_UP_LOCAL, q850_cause=31, reason_text="Normal")
+    later(world, 0.001 if before_provisional else 1.0, lambda: leg.cancel(cause), on="alice")
+    world.run(until=60.0)
+    (cancel,) = sent_cancels(world)
+    assert cancel.headers.get("Reason") == 'Q.850;cause=31;text="Normal"'
+    assert peer.log.cause is not None
+    assert (peer.log.cause.outcome, peer.log.cause.q850_cause) == (Outcome.CANCELLED, 31)
+    assert log.cause is not None and log.cause.outcome is Outcome.CANCELLED
+
+
+def test_ring_timeout_cancel_says_no_answer() -> None:
+    world = CallWorld(["alice", "bob"])
+    peer = Peer(world, UasLeg.ring)
+    dial(world, ring_timeout_s=6.0)
+    world.run(until=60.0)
+    (cancel,) = sent_cancels(world)
+    assert (cancel.headers.get("Reason") or "").startswith("Q.850;cause=19")
+    assert peer.log.cause is not None and peer.log.cause.q850_cause == 19
+
+
+# -- forking (RFC 3261 §13.2.2.4) through a simulated forking proxy -------------------------
+
+
+def forked_world(answer_at: dict[str, float]) -> tuple[CallWorld, dict[str, Peer]]:
+    """alice -> proxy -> bob1 and bob2; both ring at once, each answers at its time."""
+    world = CallWorld(["alice", "proxy", "bob1", "bob2"])
+    ForkingProxy(world["proxy"], [world["bob1"], world["bob2"]], "bob")
+    peers: dict[str, Peer] = {}
+    for name in ("bob1", "bob2"):
+        at = answer_at.get(name)
+        peer = Peer(world, ring_then(world, at, UasLeg.answer, on=name) if at is not None
+                    else UasLeg.ring, name=name)
+        peers[name] = peer
+    return world, peers
+
+
+def test_forked_call_confirms_the_answering_fork_and_the_proxy_cancels_the_other() -> None:
+    world, peers = forked_world({"bob1": 2.0})
+    leg, log = dial(world, to="proxy")
+    world.run(until=60.0)
+    ringing = [e for e in log.of(CallRinging) if isinstance(e, CallRinging)]
+    assert len(ringing) == 2  # one 180 per fork, each with its own To tag
+    tags = {r.to_tag for r in world["alice"].responses(180)}
+    assert len(tags) == 2
+    assert log.kinds == ["CallTried", "CallRinging", "CallRinging", "CallAnswered"]
+    bob1, bob2 = peers["bob1"].legs[0], peers["bob2"].legs[0]
+    assert leg.state is LegState.CONFIRMED and bob1.state is LegState.CONFIRMED
+    assert leg.dialog is not None and leg.dialog.id.remote_tag == bob1.local_tag
+    assert peers["bob2"].log.cause is not None
+    assert (peers["bob2"].log.cause.outcome, peers["bob2"].log.cause.sip_status) == (
+        Outcome.CANCELLED, 487)
+    assert bob2.state is LegState.ENDED
+    assert not world["bob2"].requests("BYE") and not world["bob2"].requests("ACK")
+    (cancel,) = sent_cancels(world)
+    assert cancel.headers.get("Reason") == ForkingProxy.COMPLETED_ELSEWHERE
+    assert len(world["alice"].registry) == 1  # the confirmed dialog only
+    leg.hangup()
+    world.run(until=100.0)
+    assert bob1.state is LegState.ENDED and len(world["alice"].registry) == 0
+
+
+def test_second_2xx_of_a_forked_call_gets_ack_and_bye() -> None:
+    world, peers = forked_world({"bob1": 2.0, "bob2": 2.0})
+    leg, log = dial(world, to="proxy")
+    world.run(until=60.0)
+    assert log.kinds == ["CallTried", "CallRinging", "CallRinging", "CallAnswered"]
+    assert len(world["alice"].responses(200)) >= 2
+    bob1, bob2 = peers["bob1"].legs[0], peers["bob2"].legs[0]
+    winner, loser = (bob1, bob2) if leg.dialog is not None and \
+        leg.dialog.id.remote_tag == bob1.local_tag else (bob2, bob1)
+    assert leg.state is LegState.CONFIRMED and winner.state is LegState.CONFIRMED
+    loser_name = "bob1" if loser is bob1 else "bob2"
+    assert world[loser_name].requests("ACK") and world[loser_name].requests("BYE")
+    assert peers[loser_name].log.cause is not None
+    assert peers[loser_name].log.cause.outcome is Outcome.HUNG_UP_REMOTE
+    assert loser.state is LegState.ENDED
+    assert len(log.of(CallEnded)) == 0
+
+
+def test_forked_call_when_nobody_answers_ends_with_the_best_final() -> None:
+    world, peers = forked_world({})
+    peers["bob1"].script = lambda uas: uas.reject(486)
+    peers["bob2"].script = lambda uas: (uas.ring(), later(world, 1.0, lambda: uas.reject(603),
+                                                          on="bob2"))[0]
+    _leg, log = dial(world, to="proxy")
+    world.run(until=60.0)
+    assert log.cause is not None
+    assert (log.cause.outcome, log.cause.sip_status) == (Outcome.BUSY, 486)

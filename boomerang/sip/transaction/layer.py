@@ -109,6 +109,7 @@ def _rfc2543_branch(message: Message) -> str:
 class TransactionLayer:
     __slots__ = (
         "_auto_trying",
+        "_cancel_headers",
         "_clients",
         "_events",
         "_heap",
@@ -135,6 +136,8 @@ class TransactionLayer:
         self._clients: dict[tuple[str, ...], Transaction] = {}
         # (branch, sent-by, method) -> server transaction
         self._servers: dict[tuple[str, ...], Transaction] = {}
+        # branch -> extra headers of a CANCEL waiting for the first provisional
+        self._cancel_headers: dict[str, tuple[tuple[str, str], ...]] = {}
         self._events: list[Event] = []
         self._outgoing: list[Outgoing] = []
         self._heap: list[tuple[float, int, Transaction]] = []
@@ -205,6 +208,7 @@ class TransactionLayer:
                 self._send_cancel(txn, now)
             elif txn.state is not State.CALLING:
                 txn.cancel_pending = False
+                self._cancel_headers.pop(txn.key.branch, None)
 
     def _receive_request(self, request: Request, source: Address, now: float) -> None:
         method = request.method
@@ -361,10 +365,12 @@ class TransactionLayer:
         by the TU core (§13.3.1.4), stateless replies."""
         self._outgoing.append(Outgoing(data=message.serialize(), destination=destination))
 
-    def cancel(self, transaction: TransactionKey, now: float) -> TransactionKey | None:
+    def cancel(self, transaction: TransactionKey, now: float,
+               headers: tuple[tuple[str, str], ...] = ()) -> TransactionKey | None:
         """Send a CANCEL for a pending client INVITE transaction (§9.1); returns
         the CANCEL's own client transaction, or None when none is possible yet
         (no provisional received: the CANCEL is sent when one arrives).
+        ``headers`` are added to the CANCEL (a Reason, RFC 3326).
 
         Also None, and nothing sent, when the transaction is not a pending
         client INVITE (a final response was received, or it has ended)."""
@@ -375,17 +381,22 @@ class TransactionLayer:
             return None
         if txn.state is State.CALLING:
             txn.cancel_pending = True
+            if headers:
+                self._cancel_headers[txn.key.branch] = headers
             return None
         if txn.state is State.PROCEEDING:
-            return self._send_cancel(txn, now)
+            return self._send_cancel(txn, now, headers)
         return None
 
-    def _send_cancel(self, txn: Transaction, now: float) -> TransactionKey:
+    def _send_cancel(self, txn: Transaction, now: float,
+                     headers: tuple[tuple[str, str], ...] | None = None) -> TransactionKey:
+        pending = self._cancel_headers.pop(txn.key.branch, ())
         existing = self._clients.get((txn.key.branch, "CANCEL"))
         if existing is not None:
             return existing.key
         assert txn.request is not None
-        return self.send_request(build_cancel(txn.request), txn.destination, now)
+        cancel = build_cancel(txn.request, pending if headers is None else headers)
+        return self.send_request(cancel, txn.destination, now)
 
     def transport_error(self, destination: Address, now: float) -> None:
         """The transport failed to deliver to ``destination``."""
@@ -568,6 +579,8 @@ class TransactionLayer:
         table = self._clients if txn.machine.client else self._servers
         if table.get(txn.map_key) is txn:
             del table[txn.map_key]
+        if txn.cancel_pending:
+            self._cancel_headers.pop(txn.key.branch, None)
         txn.release()
         self._events.append(TransactionTerminated(transaction=txn.key, time=now))
 

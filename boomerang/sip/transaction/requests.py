@@ -6,7 +6,8 @@
   the INVITE's Route headers.
 - CANCEL (RFC 3261 §9.1): same Request-URI, Call-ID, From, To (no tag
   added) and CSeq number as the request, method CANCEL, one Via: the
-  request's top Via, and its Route headers.
+  request's top Via, and its Route headers; extra ``headers`` (a Reason,
+  RFC 3326) are appended.
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ def build_ack(invite: Request, response: Response) -> Request:
     return _copy_for(invite, "ACK", response.headers.get("To") or "")
 
 
-def build_cancel(request: Request) -> Request:
-    """The CANCEL of ``request`` (§9.1)."""
-    return _copy_for(request, "CANCEL", request.headers.get("To") or "")
+def build_cancel(request: Request, headers: tuple[tuple[str, str], ...] = ()) -> Request:
+    """The CANCEL of ``request`` (§9.1), with ``headers`` added (``Reason``)."""
+    cancel = _copy_for(request, "CANCEL", request.headers.get("To") or "")
+    for name, value in headers:
+        cancel.headers.add(name, value)
+    return cancel
 
 
 __all__ = ["build_ack", "build_cancel"]
