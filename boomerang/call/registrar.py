@@ -303,6 +303,11 @@ class Registrar:
 
     # -- the location service API -------------------------------------------------------
 
+    @property
+    def store(self) -> Store | None:
+        """The store the bindings are written to (the call records' too, in ``serve``)."""
+        return self._store
+
     def contacts_for(self, extension: str) -> list[Binding]:
         """Live bindings of ``extension``: highest q first, then most recent."""
         return self.location.bindings(extension, self._wall_clock())

@@ -36,7 +36,7 @@ from ..media.relay import (
     RelayEvent,
     RelayLeg,
 )
-from .rtp_socket import PortAllocator, SocketPair, open_socket_pair
+from .rtp_socket import DatagramHandler, PortAllocator, SocketPair, open_socket_pair
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ class MediaRelay(Protocol):
 class _LegBinding:
     """One leg's sockets, feeding the call's relay core."""
 
-    __slots__ = ("call", "clock", "leg", "name", "owner", "peer_leg", "peer_sendto", "sockets")
+    __slots__ = ("call", "clock", "leg", "name", "owner", "peer_leg", "peer_sendto", "sockets",
+                 "tap")
 
     def __init__(self, owner: _PythonCall, name: str, leg: RelayLeg,
                  clock: Callable[[], float]) -> None:
@@ -85,8 +86,12 @@ class _LegBinding:
         self.sockets: SocketPair | None = None
         self.peer_leg: RelayLeg | None = None
         self.peer_sendto: Callable[[bytes | bytearray, Address], None] | None = None
+        self.tap: DatagramHandler | None = None
 
     def rtp_received(self, data: bytes, source: Address) -> None:
+        tap = self.tap
+        if tap is not None:
+            tap.rtp_received(data, source)
         call = self.call
         packet = call.receive_rtp(self.name, data, source, self.clock())
         if packet is not None:
@@ -99,6 +104,8 @@ class _LegBinding:
             self.owner.after_input()
 
     def rtcp_received(self, data: bytes, source: Address) -> None:
+        if self.tap is not None:
+            self.tap.rtcp_received(data, source)
         self.call.receive_rtcp(self.name, data, source, self.clock())
         self.owner.after_input()
 
@@ -245,6 +252,19 @@ class PythonMediaRelay:
             assert other.sockets is not None
             this.peer_sendto = other.sockets.rtp_transport.sendto
         call.arm(force=True)
+
+    def leg_sockets(self, call_id: str, leg: str) -> SocketPair:
+        """The RTP/RTCP sockets of ``leg`` (a media session sends through them)."""
+        sockets = self._call(call_id).bindings[leg].sockets
+        if sockets is None:
+            raise RelayError(f"call {call_id}: leg {leg!r} has no sockets")
+        return sockets
+
+    def set_tap(self, call_id: str, leg: str, tap: DatagramHandler | None) -> None:
+        """Also hand every datagram of ``leg`` to ``tap`` (a media session
+        terminating the leg before the bridge); None stops it. The relay
+        still sees them: counters, latching and the no-media timeout go on."""
+        self._call(call_id).bindings[leg].tap = tap
 
     async def unbridge(self, call_id: str, leg: str) -> None:
         """Stop relaying ``leg`` (e.g. ``**``: dial tone again)."""
