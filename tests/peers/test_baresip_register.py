@@ -9,10 +9,7 @@ ctrl_tcp client could connect otherwise, see the peers README).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import signal
 import subprocess
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -29,6 +26,7 @@ from boomerang.sip.auth import DigestServer
 from boomerang.sip.ids import CountingIds
 from boomerang.sip.transaction.layer import TimerSettings, TransactionLayer
 
+from .baresip import Baresip, account, wait_until
 from .conftest import LOOPBACK, require_tool
 
 pytestmark = pytest.mark.peers
@@ -45,124 +43,6 @@ extensions:
   - {number: "101", password: anna-pw}
   - {number: "102", password: bob-pw}
 """
-
-
-class Baresip:
-    """A headless baresip in ``directory`` driven through ctrl_tcp
-    (netstring-framed JSON)."""
-
-    def __init__(self, directory: Path, *, sip_port: int, ctrl_port: int) -> None:
-        self.directory = directory
-        self.sip_port = sip_port
-        self.ctrl_port = ctrl_port
-        self.process: subprocess.Popen[bytes] | None = None
-        self.events: list[dict[str, Any]] = []
-        self._responses: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._reader: asyncio.Task[None] | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._token = 0
-
-    @property
-    def log(self) -> str:
-        path = self.directory / "baresip.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def write_config(self, microphone: Path) -> None:
-        settings = {
-            "poll_method": "epoll",
-            "net_interface": LOOPBACK,
-            "sip_listen": f"{LOOPBACK}:{self.sip_port}",
-            "audio_player": "aubridge,sink",
-            "audio_alert": "aubridge,alert",
-            "audio_source": f"aufile,{microphone}",  # 8 kHz mono: aufile has no resampler
-            "audio_level": "no",
-            "module_path": "/usr/lib/baresip/modules",
-            "ctrl_tcp_listen": f"{LOOPBACK}:{self.ctrl_port}",
-            "dns_server": f"{LOOPBACK}:53",
-        }
-        text = "".join(f"{key}\t{value}\n" for key, value in settings.items())
-        text += "".join(f"module\t{m}\n" for m in ("g711.so", "aufile.so", "aubridge.so",
-                                                     "ctrl_tcp.so"))
-        text += "module_tmp\taccount.so\nmodule_app\tmenu.so\n"
-        (self.directory / "config").write_text(text)
-        (self.directory / "accounts").write_text("")
-        (self.directory / "contacts").write_text("")
-
-    def start(self, limit_s: int = 40) -> None:
-        with (self.directory / "baresip.log").open("wb") as log:
-            self.process = subprocess.Popen(
-                ["timeout", "--kill-after=3", str(limit_s), require_tool("baresip"),
-                 "-f", str(self.directory)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.directory)
-
-    async def connect(self, timeout_s: float = 5.0) -> None:
-        async with asyncio.timeout(timeout_s):
-            while True:
-                try:
-                    reader, self._writer = await asyncio.open_connection(LOOPBACK,
-                                                                         self.ctrl_port)
-                    break
-                except OSError:
-                    assert self.process is not None and self.process.poll() is None, self.log
-                    await asyncio.sleep(0.05)
-        self._reader = asyncio.create_task(self._read(reader))
-
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, ValueError):
-            while True:
-                size = int((await reader.readuntil(b":"))[:-1])
-                message = json.loads((await reader.readexactly(size + 1))[:-1])
-                if message.get("event"):
-                    self.events.append(message)
-                elif message.get("response"):
-                    self._responses.put_nowait(message)
-
-    async def command(self, command: str, params: str = "") -> dict[str, Any]:
-        assert self._writer is not None
-        self._token += 1
-        data = json.dumps({"command": command, "params": params,
-                           "token": f"t{self._token}"}).encode()
-        self._writer.write(str(len(data)).encode() + b":" + data + b",")
-        await self._writer.drain()
-        return await asyncio.wait_for(self._responses.get(), 5)
-
-    async def wait_event(self, kind: str, timeout_s: float = 5.0) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while loop.time() < deadline:
-            for event in self.events:
-                if event.get("type") == kind:
-                    return event
-            await asyncio.sleep(0.02)
-        raise AssertionError(f"no {kind} within {timeout_s} s; events {self.events}\n"
-                             f"{self.log[-3000:]}")
-
-    def kill(self) -> None:
-        """Vanish without unregistering: SIGKILL to baresip itself, the child of
-        the ``timeout`` we started (SIGKILL to ``timeout`` would leave it running)."""
-        assert self.process is not None and self.process.poll() is None
-        pid = self.process.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        assert len(children) == 1, children
-        os.kill(int(children[0]), signal.SIGKILL)
-        self.process.wait(5)
-
-    async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        if self._writer is not None:
-            self._writer.close()
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-
 
 
 @asynccontextmanager
@@ -208,20 +88,6 @@ async def registrar_running() -> AsyncIterator[tuple[Registrar, Address,
     finally:
         await registrar.close()
         await endpoint.close()
-
-
-def account(user: str, password: str, server: Address) -> str:
-    return f"<sip:{user}@{server.host}:{server.port}>;auth_pass={password};regint=600"
-
-
-async def wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while loop.time() < deadline:
-        if condition():
-            return True
-        await asyncio.sleep(0.05)
-    return condition()
 
 
 async def test_two_baresip_phones_register_with_digest_and_are_located(

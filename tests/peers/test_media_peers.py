@@ -13,20 +13,17 @@ the Polish dial tone and collects digits.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import signal
 import subprocess
 import wave
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from boomerang.media.dtmf_inband import power_to_dbm0
 
+from .baresip import Baresip
 from .conftest import LOOPBACK, SippRun, require_tool
 from .media_endpoint import CallRecord, MediaEndpoint, media_endpoint
 from .pcap_writer import duration_s, inband_stream, rfc4733_stream, write_pcap
@@ -226,140 +223,6 @@ async def test_sipp_inter_digit_timeout_ends_the_collection_without_terminator(
 # -- baresip -------------------------------------------------------------------------
 
 
-class Baresip:
-    """A headless baresip 1.0.0 in ``directory``, driven through ctrl_tcp
-    (netstring-framed JSON: commands out, responses and events in)."""
-
-    def __init__(self, directory: Path, *, sip_port: int, ctrl_port: int,
-                 rtp_ports: tuple[int, int]) -> None:
-        self.directory = directory
-        self.sip_port = sip_port
-        self.ctrl_port = ctrl_port
-        self.rtp_ports = rtp_ports
-        self.process: subprocess.Popen[bytes] | None = None
-        self.events: list[dict[str, Any]] = []
-        self._responses: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._event_arrived = asyncio.Event()
-        self._reader: asyncio.Task[None] | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._token = 0
-
-    @property
-    def log(self) -> str:
-        path = self.directory / "baresip.log"
-        return path.read_text(errors="replace") if path.exists() else ""
-
-    def write_config(self, microphone: Path) -> None:
-        (self.directory / "rec").mkdir(parents=True, exist_ok=True)
-        lines = {
-            "poll_method": "epoll",
-            "net_interface": LOOPBACK,  # else the eth0 address goes into the SDP
-            "sip_listen": f"{LOOPBACK}:{self.sip_port}",
-            "call_max_calls": "2",
-            "audio_player": "aubridge,sink",  # no sound card: a bridge nobody reads
-            "audio_alert": "aubridge,alert",
-            "audio_source": f"aufile,{microphone}",  # must be 8 kHz mono (no resampler)
-            "audio_level": "no",
-            "rtp_ports": f"{self.rtp_ports[0]}-{self.rtp_ports[1]}",
-            "rtp_timeout": "0",
-            "rtcp_mux": "no",
-            "jitter_buffer_delay": "1-4",
-            "module_path": "/usr/lib/baresip/modules",
-            "snd_path": str(self.directory / "rec"),
-            "ctrl_tcp_listen": f"{LOOPBACK}:{self.ctrl_port}",
-            "dns_server": f"{LOOPBACK}:53",
-        }
-        modules = ["g711.so", "aufile.so", "aubridge.so", "ctrl_tcp.so", "sndfile.so"]
-        text = "".join(f"{key}\t{value}\n" for key, value in lines.items())
-        text += "".join(f"module\t{module}\n" for module in modules)
-        text += "module_tmp\taccount.so\nmodule_app\tmenu.so\n"
-        (self.directory / "config").write_text(text)
-        (self.directory / "accounts").write_text(
-            f"<sip:phone@{LOOPBACK}:{self.sip_port}>;regint=0\n")
-        (self.directory / "contacts").write_text("")
-
-    def start(self, limit_s: int = 25) -> None:
-        with (self.directory / "baresip.log").open("wb") as log:
-            self.process = subprocess.Popen(
-                ["timeout", "--kill-after=3", str(limit_s), require_tool("baresip"),
-                 "-f", str(self.directory)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.directory)
-
-    async def connect(self, timeout_s: float = 5.0) -> None:
-        async with asyncio.timeout(timeout_s):
-            while True:
-                try:
-                    reader, self._writer = await asyncio.open_connection(LOOPBACK,
-                                                                         self.ctrl_port)
-                    break
-                except OSError:
-                    assert self.process is not None and self.process.poll() is None, self.log
-                    await asyncio.sleep(0.05)
-        self._reader = asyncio.create_task(self._read(reader))
-
-    async def _read(self, reader: asyncio.StreamReader) -> None:
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
-            while True:
-                size = int((await reader.readuntil(b":"))[:-1])
-                message = json.loads((await reader.readexactly(size + 1))[:-1])
-                if message.get("event"):
-                    self.events.append(message)
-                    self._event_arrived.set()
-                elif message.get("response"):
-                    self._responses.put_nowait(message)
-
-    async def command(self, command: str, params: str = "") -> dict[str, Any]:
-        assert self._writer is not None
-        self._token += 1
-        request = {"command": command, "params": params, "token": f"t{self._token}"}
-        data = json.dumps(request).encode()
-        self._writer.write(str(len(data)).encode() + b":" + data + b",")
-        await self._writer.drain()
-        async with asyncio.timeout(5):
-            while True:
-                response = await self._responses.get()
-                if response.get("token") == request["token"]:
-                    assert response.get("ok"), (response, self.log)
-                    return response
-
-    async def wait_event(self, kind: str, timeout_s: float = 10.0) -> dict[str, Any]:
-        async with asyncio.timeout(timeout_s):
-            while True:
-                for event in self.events:
-                    if event.get("type") == kind:
-                        return event
-                self._event_arrived.clear()
-                await self._event_arrived.wait()
-
-    async def quit(self) -> None:
-        if self.process is None:
-            return
-        if self._writer is not None and self.process.poll() is None:
-            with contextlib.suppress(OSError, AssertionError, TimeoutError):
-                await self.command("quit")
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            await asyncio.to_thread(self.process.wait, 5)
-        self.stop()
-
-    def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-        if self._writer is not None:
-            self._writer.close()
-        process = self.process
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(3)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(3)
-
-    def recordings(self, kind: str) -> list[Path]:
-        return sorted((self.directory / "rec").glob(f"dump-*-{kind}.wav"))
-
-
 @pytest.fixture
 async def baresip(tmp_path: Path, free_port_factory: Callable[[], int]
                   ) -> AsyncIterator[Baresip]:
@@ -371,15 +234,17 @@ async def baresip(tmp_path: Path, free_port_factory: Callable[[], int]
     subprocess.run([sox, "-q", "-n", "-r", "8000", "-c", "1", "-b", "16", str(microphone),
                     "synth", "20", "sine", "440", "vol", "0.1"], check=True, timeout=10)
     first = free_port_factory() & ~1
-    phone = Baresip(directory, sip_port=free_port_factory(), ctrl_port=free_port_factory(),
-                    rtp_ports=(first, min(first + 10, 65535)))
+    sip_port = free_port_factory()
+    phone = Baresip(directory, sip_port=sip_port, ctrl_port=free_port_factory(),
+                    rtp_ports=(first, min(first + 10, 65535)), record=True,
+                    accounts=f"<sip:phone@{LOOPBACK}:{sip_port}>;regint=0\n")
     phone.write_config(microphone)
     phone.start()
     try:
         await phone.connect()
         yield phone
     finally:
-        phone.stop()
+        await phone.stop()
 
 
 async def test_baresip_sndcode_digits_are_reported_from_rfc4733(

@@ -12,7 +12,6 @@ crossed the bridge in its direction.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import subprocess
 import wave
 from collections.abc import AsyncIterator, Callable
@@ -38,8 +37,8 @@ from boomerang.store import CallRecordFilter, CallResult, LegKind, Store, open_s
 from boomerang.transport.media_relay import PythonMediaRelay
 from boomerang.transport.rtp_socket import PortAllocator
 
+from .baresip import Baresip, account, wait_until
 from .conftest import LOOPBACK, require_tool
-from .test_baresip_register import Baresip, account, wait_until
 
 pytestmark = pytest.mark.peers
 
@@ -59,35 +58,7 @@ extensions:
 class Phone(Baresip):
     """A baresip that records its calls (sndfile) on its own RTP ports."""
 
-    rtp_ports: tuple[int, int] = (0, 0)
-
-    def write_config(self, microphone: Path) -> None:
-        super().write_config(microphone)
-        (self.directory / "rec").mkdir()
-        extra = {
-            "rtp_ports": f"{self.rtp_ports[0]}-{self.rtp_ports[1]}",
-            "rtp_timeout": "0",
-            "rtcp_mux": "no",
-            "jitter_buffer_delay": "1-4",
-            "snd_path": str(self.directory / "rec"),
-        }
-        with (self.directory / "config").open("a") as config:
-            config.write("".join(f"{key}\t{value}\n" for key, value in extra.items()))
-            config.write("module\tsndfile.so\n")
-
-    async def quit(self) -> None:
-        """Quit cleanly: sndfile closes (finishes) its wav files."""
-        if self.process is not None and self.process.poll() is None:
-            with contextlib.suppress(OSError, AssertionError, TimeoutError):
-                await self.command("quit")
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                await asyncio.to_thread(self.process.wait, 5)
-
-    def recordings(self, kind: str) -> list[Path]:
-        return sorted((self.directory / "rec").glob(f"dump-*-{kind}.wav"))
-
-    def count(self, kind: str) -> int:
-        return sum(1 for event in self.events if event.get("type") == kind)
+    record = True
 
 
 @dataclass
