@@ -72,7 +72,8 @@ class Sink:
     def rtcp_received(self, data: bytes, source: tuple[str, int]) -> None: ...
 
 
-async def run(sessions: list[int], seconds: float, slot_ms: float, loop_name: str) -> None:
+async def run(sessions: list[int], seconds: float, slot_ms: float, early_ms: float,
+              loop_name: str) -> None:
     total_s = len(sessions) * (seconds + 3) + 30
     receiver = subprocess.Popen(["timeout", str(int(total_s)), sys.executable, "-c", RECEIVER,
                                  str(total_s)], stdout=subprocess.PIPE, text=True)
@@ -84,13 +85,14 @@ async def run(sessions: list[int], seconds: float, slot_ms: float, loop_name: st
         frames = bank.frames(tone_plan("pl").tone("dial"), PCMA, 20)
         first = random.randrange(30000, 50000 - 2 * max(sessions) - 100, 2)
         allocator = PortAllocator(first, first + 2 * max(sessions) + 200)
-        print(f"event loop: {loop_name}; pacer slot {slot_ms:g} ms; ptime 20 ms; "
+        print(f"event loop: {loop_name}; pacer slot {slot_ms:g} ms, timer lead {early_ms:g} ms; "
+              "ptime 20 ms; "
               f"{len(frames.frames)} precomputed PCMA dial-tone frames; receiver: a separate "
               f"process, one socket")
         print(f"{'sessions':>8} {'packets':>9} {'recv':>9} {'p50 ms':>7} {'p99 ms':>7} "
-              f"{'max ms':>7} {'<=2ms':>8} {'cpu %':>6}")
+              f"{'max ms':>7} {'<=2ms':>8} {'early':>7} {'earliest':>9} {'cpu %':>6}")
         for count in sessions:
-            pacer = Pacer(slot_ms=slot_ms)
+            pacer = Pacer(slot_ms=slot_ms, early_s=early_ms / 1000)
             pairs: list[SocketPair] = []
             streams = []
             for index in range(count):
@@ -118,7 +120,9 @@ async def run(sessions: list[int], seconds: float, slot_ms: float, loop_name: st
             received = int(receiver.stdout.readline())
             print(f"{count:>8} {sent:>9} {received:>9} {histogram.quantile_ms(0.5):>7.2f} "
                   f"{histogram.quantile_ms(0.99):>7.2f} {histogram.max_s * 1000:>7.2f} "
-                  f"{histogram.share_within_ms(2.0) * 100:>7.2f}% {cpu * 100:>6.1f}")
+                  f"{histogram.share_within_ms(2.0) * 100:>7.2f}% "
+                  f"{histogram.early / max(sent, 1) * 100:>6.1f}% {histogram.min_s * 1000:>8.2f} "
+                  f"{cpu * 100:>6.1f}")
             for stream in streams:
                 stream.stop()
             pacer.close()
@@ -126,8 +130,10 @@ async def run(sessions: list[int], seconds: float, slot_ms: float, loop_name: st
                 pair.close()
             gc.unfreeze()
             await asyncio.sleep(0.2)
-        print("(p50/p99 are upper edges of 0.05 ms bins; received counts packets arriving "
-              "at the receiver during the same window, so +-1 tick of packets)")
+        print("(p50/p99/max: lateness of the packets sent late, upper edges of 0.05 ms bins; "
+              "early: share sent before their schedule (the timer leads by up to the lead), "
+              "earliest: the most negative lateness; received counts packets arriving at the "
+              "receiver during the same window, so +-1 tick of packets)")
         print(f"load average after: {os.getloadavg()}")
     finally:
         receiver.terminate()
@@ -140,6 +146,8 @@ def main() -> None:
     parser.add_argument("--sessions", default="100,250,500,750,1000")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--slot-ms", type=float, default=2.5)
+    parser.add_argument("--early-ms", type=float, default=1.0,
+                        help="how far ahead of the schedule the pacer's timer fires")
     parser.add_argument("--no-uvloop", action="store_true")
     args = parser.parse_args()
     print("command: " + " ".join([os.path.basename(sys.executable), *sys.argv]))
@@ -153,7 +161,7 @@ def main() -> None:
             loop_name = f"uvloop {uvloop.__version__}"
         except ImportError:
             pass
-    asyncio.run(run(sessions, args.seconds, args.slot_ms, loop_name))
+    asyncio.run(run(sessions, args.seconds, args.slot_ms, args.early_ms, loop_name))
 
 
 if __name__ == "__main__":

@@ -499,7 +499,7 @@ class Pacer:
                  "early_s", "lateness", "max_behind_s", "origin", "slot_s", "streams_started")
 
     def __init__(self, *, slot_ms: float = 2.5, max_behind_s: float = 0.2,
-                 early_s: float = 0.0003, clock: Callable[[], float] = time.monotonic,
+                 early_s: float = 0.001, clock: Callable[[], float] = time.monotonic,
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
         self._loop = loop or asyncio.get_running_loop()
         self._clock = clock
@@ -543,7 +543,11 @@ class Pacer:
         if self._timer is not None:
             self._timer.cancel()
         self._timer_slot = slot
-        delay_s = self.origin + slot * self.slot_s - self._clock()
+        # Fire early_s ahead: the loop's timers are coarse (libuv: 1 ms) and
+        # fire at or after their time, so a timer set on the schedule is
+        # always late; a packet up to early_s early is harmless to a jitter
+        # buffer, one late by more than a few ms is not.
+        delay_s = self.origin + slot * self.slot_s - self.early_s - self._clock()
         self._timer = self._loop.call_later(max(0.0, delay_s), self._tick)
 
     def _tick(self) -> None:
