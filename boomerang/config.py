@@ -73,6 +73,8 @@ EXAMPLES: dict[str, str] = {
     "sip.shutdown_grace_s": "3",
     "sip.overload_lag_ms": "200",
     "sip.max_transactions": "50000",
+    "sip.session_expires_s": "1800 (0 = no session timers)",
+    "sip.min_se_s": "90",
     "media": "media: {rtp_ports: 20000-20999, tone_plan: pl}",
     "media.rtp_ports": "20000-20999",
     "media.tone_plan": "pl",
@@ -288,6 +290,18 @@ class SipSettings(_Section):
     # answer only the first challenge and know only MD5, so MD5 leads and
     # clients that prefer SHA-256 (RFC 8760) still find it offered.
     digest_algorithms: Annotated[list[str], Field(min_length=1)] = ["MD5", "SHA-256"]
+    # Session timers (RFC 4028) on every call leg: the interval we ask for
+    # (0: no session timers) and the least we accept (422 below it).
+    session_expires_s: Annotated[int, Field(ge=0)] = 1800
+    min_se_s: Annotated[int, Field(ge=90)] = 90
+
+    @model_validator(mode="after")
+    def _session_interval(self) -> SipSettings:
+        if self.session_expires_s and self.session_expires_s < self.min_se_s:
+            raise _problem(f"session_expires_s {self.session_expires_s} is below min_se_s "
+                           f"{self.min_se_s}; ask for at least min_se_s (or 0: no session "
+                           "timers), e.g. session_expires_s: 1800, min_se_s: 90")
+        return self
 
     @field_validator("digest_algorithms")
     @classmethod

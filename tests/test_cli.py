@@ -61,8 +61,8 @@ def test_check_lists_every_problem_and_exits_2(tmp_path: Path,
         f"{target}:2: sip.listen[1]: 'tcp:0.0.0.0:99999' has port 99999; a port is 1-65535 "
         "(0 picks a free one), e.g. tcp:0.0.0.0:5060",
         f"{target}:3: sip.lisen: unknown key 'lisen'; did you mean 'listen'? known keys here: "
-        "connection_idle_s, digest_algorithms, listen, max_transactions, overload_lag_ms, "
-        "public_address, realm, shutdown_grace_s, "
+        "connection_idle_s, digest_algorithms, listen, max_transactions, min_se_s, "
+        "overload_lag_ms, public_address, realm, session_expires_s, shutdown_grace_s, "
         "tls, user_agent",
         f"{target}:4: media.tone_plan: 'xx' is not a known tone plan; use one of "
         "de, es, eu, fr, gb, it, nl, pl, uk, us, e.g. pl",

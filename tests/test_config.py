@@ -268,3 +268,19 @@ def test_the_starter_examples_are_valid_when_uncommented() -> None:
 def test_the_starter_config_as_written_has_no_trunk_or_extension() -> None:
     config = load_config_text(STARTER_CONFIG, "boomerang.yaml")
     assert config.trunks == [] and config.extensions == []
+
+
+def test_session_expires_below_min_se_is_refused_with_the_fix() -> None:
+    text = "sip:\n  listen: [udp:127.0.0.1:0]\n  session_expires_s: 100\n  min_se_s: 120\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "x.yaml")
+    problems = "\n".join(caught.value.problems)
+    assert "session_expires_s 100 is below min_se_s 120" in problems
+    assert "x.yaml:" in problems
+
+
+def test_min_se_below_the_rfc_4028_floor_of_90_is_refused() -> None:
+    text = "sip:\n  listen: [udp:127.0.0.1:0]\n  min_se_s: 60\n"
+    with pytest.raises(ConfigError) as caught:
+        load_config_text(text, "x.yaml")
+    assert any("x.yaml:3: sip.min_se_s" in p for p in caught.value.problems)

@@ -29,13 +29,28 @@ released when the last leg of the story ended. A ``MediaTimedOut`` of an
 answered leg ends that leg (Q.850 102), and a bridge then ends the other
 one: no orphaned leg.
 
+Trunk calls: the INVITE carries the number in the trunk's ``dial_format``
+and the caller ID in From and, per ``caller_id_header``, P-Asserted-
+Identity or Remote-Party-ID (``Privacy: id`` with ``TrunkTarget(privacy=
+True)``); a 401/407 from the carrier is answered with the trunk's
+``username`` / ``password``. A call through a trunk with
+``max_call_seconds`` is cut then, with the warning tone ``warning_lead_s``
+before (``call_limits.DurationLimit``).
+
+Limits: an extension's ``max_concurrent_calls`` caps the stories it owns;
+a new one beyond the cap is refused 486 (an INVITE from its phone, or
+``originate`` with ``owner_extension``: ``CallRefused`` 486).
+
+Session timers (RFC 4028): every leg asks for or agrees
+``sip.session_expires_s`` and refuses intervals below ``sip.min_se_s``
+(422); ``session_expires_s: 0`` turns them off.
+
 Records: with a ``store``, every inbound call and every outbound call (one
 row for all its forks) leaves a call record: the correlation id linking the
 legs, the owner extension, start, answer and end, result, SIP status and
 Q.850 cause.
 
-Not done here: authentication of our own INVITEs towards a trunk (401/407
-retry lives in the legs), session timers, early media passed between legs.
+Not done here: early media passed between legs.
 """
 
 from __future__ import annotations
@@ -51,11 +66,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ..config import Config, ExtensionSettings
+from ..config import Config, ExtensionSettings, SipSettings
 from ..media.relay import MediaTimedOut, RelayError, RelayEvent
 from ..media.tones import ToneBank
 from ..sip.address import Address
-from ..sip.auth import DigestServer
+from ..sip.auth import DigestClient, DigestServer
 from ..sip.errors import SipError
 from ..sip.message import Request
 from ..sip.offer_answer import MediaCapabilities
@@ -65,13 +80,28 @@ from ..store import CallResult, LegKind, NewCallRecord, Store
 from ..transport.media_relay import MediaRelay
 from ..transport.rtp_socket import PortsExhausted
 from .b2bua import B2bua, end_leg
+from .call_limits import (
+    CONCURRENT_CALLS_STATUS,
+    WARNING_LEAD_S,
+    DurationLimit,
+    over_concurrent_cap,
+)
 from .calls import AnyCall, CallEndedError, InboundCall, OutboundCall
-from .events import Q850_RECOVERY_ON_TIMER_EXPIRY, CallEnded, EndCause, Outcome
+from .events import (
+    Q850_RECOVERY_ON_TIMER_EXPIRY,
+    CallAnswered,
+    CallEnded,
+    CallEvent,
+    EndCause,
+    Outcome,
+)
 from .leg import T1_S, CallLeg, LegAddressing, LegRegistry, LegState, Resolver, resolve_literal
 from .location import uri_address
 from .media_port import RelayMediaPort
+from .numbers import NumberError
 from .ports import Scheduler
 from .registrar import Registrar
+from .session_timer import SessionTimerSettings
 from .trunks import Trunk, TrunkSet
 from .uac_leg import UacLeg
 from .uas_leg import UasLeg
@@ -80,6 +110,9 @@ log = logging.getLogger(__name__)
 
 MEDIA_TIMEOUT = EndCause(outcome=Outcome.FAILED, q850_cause=Q850_RECOVERY_ON_TIMER_EXPIRY,
                          reason_text="No media")
+
+
+TRUNK_USABLE = ("up", "registered")  # trunk states that take outbound calls
 
 
 class CallRefused(SipError):
@@ -104,10 +137,12 @@ class UriTarget:
 
 @dataclass(frozen=True, slots=True)
 class TrunkTarget:
-    """An E.164 number through the trunk called ``trunk_name``."""
+    """An E.164 number through the trunk called ``trunk_name``; ``privacy``
+    withholds the caller ID from the called party (RFC 3323/3325)."""
 
     trunk_name: str
     e164: str
+    privacy: bool = False
 
 
 Target = ExtensionTarget | UriTarget | TrunkTarget
@@ -136,6 +171,21 @@ def result_of(cause: EndCause, answered: bool) -> CallResult:
     if answered:
         return CallResult.ANSWERED
     return _RESULTS.get(cause.outcome, CallResult.CANCELLED)
+
+
+def session_timer_settings(sip: SipSettings) -> SessionTimerSettings | None:
+    """The legs' RFC 4028 policy from ``sip`` (None: ``session_expires_s`` 0)."""
+    if not sip.session_expires_s:
+        return None
+    return SessionTimerSettings(session_expires_s=sip.session_expires_s, min_se_s=sip.min_se_s)
+
+
+def trunk_credentials(trunk: Trunk) -> DigestClient | None:
+    """The digest user answering a carrier's 401/407, when the trunk has one."""
+    settings = trunk.settings
+    if settings.username and settings.password is not None:
+        return DigestClient(username=settings.username, password=settings.password)
+    return None
 
 
 def _route_source(destination_host: str) -> str:
@@ -183,7 +233,10 @@ class CallManager:
         capabilities: MediaCapabilities | None = None,
         wall_clock: Callable[[], float] = time.time,
         t1_s: float = T1_S,
+        warning_lead_s: float = WARNING_LEAD_S,
     ) -> None:
+        """``warning_lead_s``: how long before a trunk's ``max_call_seconds``
+        the warning tone plays (0: none)."""
         self.endpoint = endpoint
         self.config = config
         self.registrar = registrar
@@ -195,6 +248,8 @@ class CallManager:
         self.capabilities = capabilities or MediaCapabilities()
         self.wall_clock = wall_clock
         self.t1_s = t1_s
+        self.warning_lead_s = warning_lead_s
+        self.session_timers = session_timer_settings(config.sip)
         self.legs = LegRegistry()
         self.on_trunk_call: TrunkCallHook = refuse_trunk_call
         self.on_extension_call: ExtensionCallHook = refuse_extension_call
@@ -326,11 +381,18 @@ class CallManager:
         trunk = self._trunk_of(source)
         if trunk is not None:
             call = self._inbound(request, transaction, source, owner=None)
+            self._limit_duration(call, trunk)
             self._spawn(self._run_inbound(call, self.on_trunk_call(call, trunk),
                                           LegKind.TRIGGER, trunk=trunk.name))
             return
         extension = self._authenticate(request, source)
         if extension is None:
+            return
+        if over_concurrent_cap(self.calls, extension):
+            log.info("call_id=%s INVITE from %s refused %d: %d concurrent calls already",
+                     request.call_id, extension.number, CONCURRENT_CALLS_STATUS,
+                     extension.max_concurrent_calls)
+            self.endpoint.respond(request, CONCURRENT_CALLS_STATUS)
             return
         call = self._inbound(request, transaction, source, owner=extension.number)
         self._spawn(self._run_inbound(call, self.on_extension_call(call, extension),
@@ -382,7 +444,8 @@ class CallManager:
         leg = UasLeg(sip=self.endpoint, scheduler=self.scheduler, media=port,
                      addressing=self._addressing(source), request=request,
                      transaction=transaction, source=source, registry=self.legs,
-                     resolve=_steady_resolver(contact_uri, source), t1_s=self.t1_s)
+                     resolve=_steady_resolver(contact_uri, source), t1_s=self.t1_s,
+                     session_timers=self.session_timers)
         call = InboundCall(leg, port, correlation_id=correlation_id, source=source,
                            owner_extension=owner)
         self._watch_leg(leg, port)
@@ -424,12 +487,24 @@ class CallManager:
                         display_name: str | None = None) -> OutboundCall:
         """Place a call (see the module doc); raises ``CallRefused`` when it
         cannot even start. The legs' INVITEs are out when this returns."""
+        if owner_extension is not None:
+            owner = self.config.extension(owner_extension)
+            if owner is not None and over_concurrent_cap(self.calls, owner,
+                                                         joining=correlation_id):
+                raise CallRefused(f"extension {owner_extension}: "
+                                  f"{owner.max_concurrent_calls} concurrent calls already",
+                                  status=CONCURRENT_CALLS_STATUS)
         correlation_id = correlation_id or self.endpoint.ids.call_id()
+        trunk = self._trunk_for(target) if isinstance(target, TrunkTarget) else None
+        if trunk is not None:
+            try:
+                await trunk.locate()
+            except SipError as error:
+                raise CallRefused(f"trunk {trunk.name}: {error.detail}", status=503) from None
         plans = self._plans(target, caller_id, display_name)
-        trunk = self.trunks.trunk(target.trunk_name) if isinstance(target, TrunkTarget) \
-            and self.trunks is not None else None
         if trunk is not None and not trunk.acquire_channel():
             raise CallRefused(f"trunk {trunk.name}: every channel is busy", status=503)
+        credentials = trunk_credentials(trunk) if trunk is not None else None
         forks: list[tuple[UacLeg, RelayMediaPort]] = []
         try:
             for request_uri, from_, to, headers, destination, contact_uri in plans:
@@ -446,7 +521,8 @@ class CallManager:
                              destination=destination, ring_timeout_s=ring_timeout_s,
                              headers=headers, registry=self.legs, call_id=call_id,
                              resolve=_steady_resolver(contact_uri, destination),
-                             t1_s=self.t1_s)
+                             t1_s=self.t1_s, credentials=credentials,
+                             session_timers=self.session_timers)
                 forks.append((leg, port))
         except BaseException:
             for _, port in forks:
@@ -460,6 +536,7 @@ class CallManager:
             self._watch_leg(leg, port)
         if trunk is not None:
             call.ended.add_done_callback(lambda _: trunk.release_channel())
+            self._limit_duration(call, trunk)
         self._track(call)
         self._keep_record(call, LegKind.DESTINATION if trunk is not None else LegKind.INTERNAL,
                           trunk=trunk.name if trunk is not None else None,
@@ -490,18 +567,46 @@ class CallManager:
             sent_by = self._addressing(target.destination).sent_by
             return [(target.uri, f"{name}<sip:{caller_id}@{sent_by}>", f"<{target.uri}>", (),
                      target.destination, target.uri)]
+        trunk = self._trunk_for(target)
+        destination = trunk.target
+        if trunk.state not in TRUNK_USABLE or destination is None:
+            raise CallRefused(f"trunk {trunk.name} is {trunk.state}", status=503)
+        try:
+            request_uri, from_, headers = trunk.outbound_invite_headers(
+                dialled_e164=target.e164, caller_id_e164=caller_id, privacy=target.privacy,
+                display_name=display_name)
+        except NumberError as error:
+            raise CallRefused(f"trunk {trunk.name}: {error}", status=error.sip_status) from None
+        return [(request_uri, from_, f"<{request_uri}>", headers, destination, None)]
+
+    def _trunk_for(self, target: TrunkTarget) -> Trunk:
         if self.trunks is None:
             raise CallRefused("no trunks", status=503)
         try:
-            trunk = self.trunks.trunk(target.trunk_name)
+            return self.trunks.trunk(target.trunk_name)
         except KeyError:
             raise CallRefused(f"no trunk {target.trunk_name!r}", status=404) from None
-        destination = trunk.target
-        if trunk.state != "up" or destination is None:
-            raise CallRefused(f"trunk {trunk.name} is {trunk.state}", status=503)
-        request_uri, from_, headers = trunk.outbound_invite_headers(
-            dialled_e164=target.e164, caller_id_e164=caller_id, display_name=display_name)
-        return [(request_uri, from_, f"<{request_uri}>", headers, destination, None)]
+
+    # -- limits ----------------------------------------------------------------------
+
+    def _limit_duration(self, call: AnyCall, trunk: Trunk) -> None:
+        """Cut ``call`` after the trunk's ``max_call_seconds`` from its answer."""
+        max_s = trunk.settings.max_call_seconds
+        if not max_s:
+            return
+
+        def answered(event: CallEvent) -> None:
+            if isinstance(event, CallAnswered):
+                call.listeners.remove(answered)
+                limit = DurationLimit(call, max_s=max_s, lead_s=self.warning_lead_s,
+                                      story=lambda: self._story(call.correlation_id),
+                                      relay=self.relay, tone_plan=self.config.media.tone_plan)
+                self._spawn(limit.run())
+
+        call.listeners.append(answered)
+
+    def _story(self, correlation_id: str) -> list[AnyCall]:
+        return [call for call in self.calls if call.correlation_id == correlation_id]
 
     # -- bridge ----------------------------------------------------------------------
 
@@ -564,6 +669,7 @@ def _dialled(target: Target) -> str:
 
 __all__ = [
     "MEDIA_TIMEOUT",
+    "TRUNK_USABLE",
     "CallManager",
     "CallRefused",
     "ExtensionCallHook",
@@ -575,4 +681,6 @@ __all__ = [
     "refuse_extension_call",
     "refuse_trunk_call",
     "result_of",
+    "session_timer_settings",
+    "trunk_credentials",
 ]

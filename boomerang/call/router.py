@@ -6,9 +6,9 @@
 |---------------------------------------|-----------------------------------------------|
 | another extension                     | ring its registered phones (forked), bridge   |
 |                                       | the first that answers                        |
-| external, ``may_dial`` allows it      | through the first trunk that is up (503 when  |
-|                                       | none is), caller ID = the extension's own or  |
-|                                       | the company number                            |
+| external, ``may_dial`` allows it      | through the first trunk that is up or         |
+|                                       | registered (503 when none is), caller ID =    |
+|                                       | the extension's own or the company number     |
 | refused by ``may_dial``               | the Decision's status (403 / 404 / 484)       |
 | the callee fails (busy, no answer...) | the caller gets ``status_for`` that cause     |
 | the caller hangs up while it rings    | the callee legs get CANCEL                    |
@@ -27,7 +27,14 @@ from ..sip.uri import SipUri, TelUri
 from .b2bua import status_for
 from .calls import CallEndedError, InboundCall
 from .events import CallEvent, CallRinging, Outcome
-from .manager import CallManager, CallRefused, ExtensionTarget, Target, TrunkTarget
+from .manager import (
+    TRUNK_USABLE,
+    CallManager,
+    CallRefused,
+    ExtensionTarget,
+    Target,
+    TrunkTarget,
+)
 from .numbers import classify_dialled
 from .permissions import may_dial
 
@@ -76,7 +83,7 @@ class Router:
         if dialled.kind == "extension" and dialled.number is not None:
             target = ExtensionTarget(dialled.number)
         else:
-            trunk = next((t for t in trunks or () if t.state == "up"), None)
+            trunk = next((t for t in trunks or () if t.state in TRUNK_USABLE), None)
             caller_id = extension.caller_id or self.config.numbers.company_number or ""
             if trunk is None or dialled.e164 is None or not caller_id:
                 log.info("call_id=%s %s dialled %r: no trunk up or no caller ID",

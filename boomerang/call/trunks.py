@@ -218,6 +218,18 @@ class Trunk:
         item = self._targets[self._target_index % len(self._targets)]
         return Address(item.transport, item.host, item.port)
 
+    async def locate(self) -> Address:
+        """Where this trunk's requests go, resolving the host first when no
+        registration or keep-alive has yet (SipError 503 when it cannot)."""
+        try:
+            await self._resolve()
+        except (ValueError, OSError) as error:
+            raise SipError(f"no address for {self.settings.host}: {error}", status=503) from None
+        target = self.target
+        if target is None:
+            raise SipError(f"no address for {self.settings.host}", status=503)
+        return target
+
     def status(self) -> TrunkStatus:
         loop_now = self._owner.now()
         target = self.target

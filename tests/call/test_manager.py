@@ -1,10 +1,13 @@
 """CallManager over real UDP sockets on 127.0.0.1: originate outcomes against
 tiny fake phones (each an Endpoint with a UasLeg and simcall's FakeMedia),
-forking, bridge and BYE from either side, the no-media timeout."""
+forking, bridge and BYE from either side, the no-media timeout, session
+timers from the config, trunk INVITEs (number format, caller ID headers),
+the extension concurrent-call cap."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,15 +29,17 @@ from boomerang.call.manager import (
     CallManager,
     CallRefused,
     ExtensionTarget,
+    TrunkTarget,
     UriTarget,
     result_of,
 )
+from boomerang.call.trunks import TrunkSet
 from boomerang.call.uac_leg import UacLeg
 from boomerang.call.uas_leg import UasLeg
 from boomerang.config import load_config_text
 from boomerang.media.tones import ToneBank
 from boomerang.sip.address import Address
-from boomerang.sip.auth import DigestServer
+from boomerang.sip.auth import DigestClient, DigestServer
 from boomerang.sip.ids import CountingIds
 from boomerang.sip.message import Request
 from boomerang.sip.transaction.events import TransactionKey
@@ -58,7 +63,9 @@ def _endpoint(name: str, extra: str = "") -> Endpoint:
 @dataclass
 class FakePhone:
     """Answers every INVITE as told: ``answer`` (after ``delay_s``), ``busy``
-    (486) or ``ring`` (180 and nothing more)."""
+    (486) or ``ring`` (180 and nothing more); ``challenge`` answers 407 to an
+    INVITE without a valid digest of trunkuser / trunkpw (``challenged``
+    counts them), then answers."""
 
     name: str
     behaviour: str = "answer"
@@ -66,6 +73,8 @@ class FakePhone:
     endpoint: Endpoint = field(init=False)
     legs: list[UasLeg] = field(default_factory=list)
     address: Address | None = None
+    media_port: int = 4000  # where the phone's SDP says it receives RTP
+    challenged: int = 0
 
     async def start(self) -> None:
         self.endpoint = _endpoint(self.name)
@@ -82,9 +91,11 @@ class FakePhone:
 
     def _invite(self, request: Request, transaction: TransactionKey, source: Address) -> None:
         assert self.address is not None
+        if self.behaviour == "challenge" and not self._authorised(request):
+            return
         sent_by = f"127.0.0.1:{self.address.port}"
         leg = UasLeg(sip=self.endpoint, scheduler=asyncio.get_running_loop(),
-                     media=FakeMedia(), addressing=LegAddressing(
+                     media=FakeMedia(port=self.media_port), addressing=LegAddressing(
                          sent_by=sent_by, contact=f"<sip:{self.name}@{sent_by}>"),
                      request=request, transaction=transaction, source=source,
                      registry=self._registry, t1_s=T1_S)
@@ -92,9 +103,22 @@ class FakePhone:
         leg.ring()
         if self.behaviour == "busy":
             leg.reject(486)
-        elif self.behaviour == "answer":
+        elif self.behaviour in ("answer", "challenge"):
             asyncio.get_running_loop().call_later(
                 self.delay_s, lambda: None if leg.ended else leg.answer())
+
+    def _authorised(self, request: Request) -> bool:
+        digest = self.endpoint.challenger
+        assert isinstance(digest, DigestServer)
+        now = time.time()
+        result = digest.verify(request, {"trunkuser": "trunkpw"}.get, now,
+                               header="Proxy-Authorization")
+        if result.ok:
+            return True
+        self.challenged += 1
+        self.endpoint.respond(request, 407, tuple(
+            ("Proxy-Authenticate", value) for value in digest.challenge(now)))
+        return False
 
     def hangup(self) -> None:
         self.legs[-1].hangup()
@@ -117,23 +141,42 @@ def binding_for(extension: str, phone: FakePhone) -> Binding:
                    expires_at=1e12, registered_at=0.0, call_id=f"reg-{phone.name}", cseq=1)
 
 
+EXTENSION_101 = 'extensions:\n  - {number: "101", password: pw}\n'
+
+
+def trunk_yaml(carrier: FakePhone, **fields: object) -> str:
+    """A ``trunks:`` section whose carrier is ``carrier`` (keep-alive off)."""
+    assert carrier.address is not None
+    values: dict[str, object] = {"name": "carrier", "host": "127.0.0.1",
+                                 "port": carrier.address.port, "keepalive_s": 0,
+                                 "sources": "[10.0.0.0/8]"}
+    values.update(fields)
+    return "trunks:\n  - {" + ", ".join(f"{k}: {v}" for k, v in values.items()) + "}\n"
+
+
 @asynccontextmanager
 async def world(free_port_factory: Callable[[], int], *phones: FakePhone,
-                no_media_timeout_s: float = 30.0) -> AsyncIterator[CallManager]:
-    endpoint = _endpoint("m", 'extensions:\n  - {number: "101", password: pw}\n')
-    await endpoint.start()
+                no_media_timeout_s: float = 30.0, extra: Callable[[], str] | None = None,
+                warning_lead_s: float = 10.0) -> AsyncIterator[CallManager]:
+    """The manager; ``extra()`` (called once the phones listen) adds to the config."""
     for phone in phones:
         await phone.start()
+    endpoint = _endpoint("m", extra() if extra is not None else EXTENSION_101)
+    await endpoint.start()
     first = free_port_factory() & ~1
     relay = PythonMediaRelay(PortAllocator(first, first + 20),
                              no_media_timeout_s=no_media_timeout_s)
+    trunks = TrunkSet(endpoint.config, endpoint) if endpoint.config.trunks else None
     manager = CallManager(endpoint, endpoint.config, registrar=StubRegistrar(),  # type: ignore[arg-type]
-                          trunks=None, relay=relay, tone_bank=ToneBank(), t1_s=T1_S)
+                          trunks=trunks, relay=relay, tone_bank=ToneBank(), t1_s=T1_S,
+                          warning_lead_s=warning_lead_s)
     manager.install()
     try:
         yield manager
     finally:
         await manager.close()
+        if trunks is not None:
+            await trunks.close()
         await relay.close()
         for phone in phones:
             await phone.endpoint.close()
@@ -312,3 +355,137 @@ async def _until(condition: Callable[[], bool]) -> bool:
             return True
         await asyncio.sleep(0.01)
     raise AssertionError("condition not met within 4 s")
+
+
+# -- session timers, trunks, limits ---------------------------------------------------
+
+
+async def test_every_invite_of_the_manager_carries_the_configured_session_timers(
+        free_port_factory: Callable[[], int]) -> None:
+    phone = FakePhone("p1")
+    config = "  session_expires_s: 600\n  min_se_s: 120\n" + EXTENSION_101
+    async with world(free_port_factory, phone, extra=lambda: config) as manager:
+        call = await originate(manager, phone)
+        assert (await asyncio.wait_for(call.outcome(), 2)).outcome is Outcome.ANSWERED
+        invite = phone.legs[0].invite
+        call.hangup()
+        await asyncio.wait_for(call.ended, 2)
+    assert invite.headers.get("Session-Expires") == "600"
+    assert invite.headers.get("Min-SE") == "120"
+    assert "timer" in (invite.headers.get("Supported") or "")
+
+
+async def test_session_expires_0_turns_session_timers_off(
+        free_port_factory: Callable[[], int]) -> None:
+    phone = FakePhone("p1")
+    config = "  session_expires_s: 0\n" + EXTENSION_101
+    async with world(free_port_factory, phone, extra=lambda: config) as manager:
+        call = await originate(manager, phone)
+        await asyncio.wait_for(call.outcome(), 2)
+        invite = phone.legs[0].invite
+        call.hangup()
+        await asyncio.wait_for(call.ended, 2)
+    assert invite.headers.get("Session-Expires") is None
+    assert invite.headers.get("Min-SE") is None
+
+
+@pytest.mark.parametrize(("fields", "uri_user", "identity", "privacy"), [
+    ({"dial_format": "national"}, "600100200", ("P-Asserted-Identity", "+48221234567"), False),
+    ({"dial_format": "e164", "caller_id_header": "rpid"}, "+48600100200",
+     ("Remote-Party-ID", "+48221234567"), False),
+    ({"dial_format": "international", "caller_id_header": "from"}, "0048600100200",
+     None, False),
+    ({"dial_format": "national"}, "600100200", ("P-Asserted-Identity", "+48221234567"), True),
+])
+async def test_a_trunk_invite_has_the_dial_format_and_the_caller_id_header(
+        free_port_factory: Callable[[], int], fields: dict[str, object], uri_user: str,
+        identity: tuple[str, str] | None, privacy: bool) -> None:
+    carrier = FakePhone("carrier")
+    async with world(free_port_factory, carrier,
+                     extra=lambda: trunk_yaml(carrier, **fields)) as manager:
+        call = await manager.originate(TrunkTarget("carrier", "+48600100200", privacy=privacy),
+                                       caller_id="+48221234567", ring_timeout_s=5)
+        assert (await asyncio.wait_for(call.outcome(), 2)).outcome is Outcome.ANSWERED
+        invite = carrier.legs[0].invite
+        call.hangup()
+        await asyncio.wait_for(call.ended, 2)
+    assert invite.request_uri.user == uri_user  # type: ignore[union-attr]
+    from_ = invite.headers.get("From") or ""
+    if privacy:
+        assert "anonymous@anonymous.invalid" in from_
+        assert invite.headers.get("Privacy") == "id"
+    else:
+        assert "sip:+48221234567@" in from_
+        assert invite.headers.get("Privacy") is None
+    for name in ("P-Asserted-Identity", "Remote-Party-ID"):
+        value = invite.headers.get(name)
+        if identity is not None and name == identity[0]:
+            assert value is not None and f"sip:{identity[1]}@" in value
+        else:
+            assert value is None
+
+
+@pytest.mark.parametrize(("password", "answered"), [("trunkpw", True), ("wrong", False)])
+async def test_a_trunk_call_answers_the_carriers_407_with_the_trunk_credentials(
+        free_port_factory: Callable[[], int], password: str, answered: bool) -> None:
+    carrier = FakePhone("carrier", "challenge")
+    async with world(free_port_factory, carrier, extra=lambda: trunk_yaml(
+            carrier, username="trunkuser", password=password)) as manager:
+        call = await manager.originate(TrunkTarget("carrier", "+48600100200"),
+                                       caller_id="+48221234567", ring_timeout_s=5)
+        cause = await asyncio.wait_for(call.outcome(), 3)
+        call.hangup()
+        await asyncio.wait_for(call.ended, 2)
+    if answered:
+        assert cause.outcome is Outcome.ANSWERED
+        assert carrier.challenged == 1
+        [leg] = carrier.legs
+        assert "username=\"trunkuser\"" in (leg.invite.headers.get("Proxy-Authorization") or "")
+    else:  # a refused digest is challenged again: the call ends with that 407
+        assert (cause.outcome, cause.sip_status) == (Outcome.REJECTED, 407)
+        assert carrier.challenged == 2 and not carrier.legs
+
+
+async def test_an_extension_at_its_concurrent_call_cap_is_refused_486(
+        free_port_factory: Callable[[], int]) -> None:
+    phone, other = FakePhone("p1"), FakePhone("p2")
+    config = 'extensions:\n  - {number: "101", password: pw, max_concurrent_calls: 1}\n'
+    async with world(free_port_factory, phone, other, extra=lambda: config) as manager:
+        first = await manager.originate(
+            UriTarget(phone.uri, Address("udp", "127.0.0.1", phone.address.port)),  # type: ignore[union-attr]
+            caller_id="101", ring_timeout_s=5, owner_extension="101",
+            correlation_id="story-a")
+        await asyncio.wait_for(first.outcome(), 2)
+        # a second leg of the same story is no new call
+        joined = await manager.originate(
+            UriTarget(other.uri, Address("udp", "127.0.0.1", other.address.port)),  # type: ignore[union-attr]
+            caller_id="101", ring_timeout_s=5, owner_extension="101",
+            correlation_id="story-a")
+        await asyncio.wait_for(joined.outcome(), 2)
+        with pytest.raises(CallRefused) as refused:
+            await manager.originate(
+                UriTarget(other.uri, Address("udp", "127.0.0.1", other.address.port)),  # type: ignore[union-attr]
+                caller_id="101", ring_timeout_s=5, owner_extension="101")
+        # the phone of 101 dials while its call is up: 486 after the digest
+        [server] = manager.endpoint.driver.listening
+        assert phone.address is not None
+        sent_by = f"127.0.0.1:{phone.address.port}"
+        leg = UacLeg(sip=phone.endpoint, scheduler=asyncio.get_running_loop(),
+                     media=FakeMedia(), addressing=LegAddressing(
+                         sent_by=sent_by, contact=f"<sip:101@{sent_by}>"),
+                     request_uri=f"sip:102@127.0.0.1:{server.port}",
+                     from_=f"<sip:101@127.0.0.1:{server.port}>",
+                     to=f"<sip:102@127.0.0.1:{server.port}>", destination=server, t1_s=T1_S,
+                     credentials=DigestClient(username="101", password="pw"))
+        ended: asyncio.Future[EndCause] = asyncio.get_running_loop().create_future()
+        leg.add_listener(lambda event: ended.set_result(event.cause)
+                         if isinstance(event, CallEnded) else None)
+        leg.start()
+        cause = await asyncio.wait_for(ended, 2)
+        live = len(manager.calls)
+        for call in (first, joined):
+            call.hangup()
+            await asyncio.wait_for(call.ended, 2)
+    assert refused.value.status == 486
+    assert (cause.outcome, cause.sip_status) == (Outcome.BUSY, 486)
+    assert live == 2  # the refused INVITE made no call
