@@ -41,17 +41,17 @@ def strip_number(text: str) -> str:
 
 def dial_string(number_e164: str, trunk: TrunkSettings) -> str:
     """The user part of the Request-URI dialling ``number_e164`` through
-    ``trunk``: ``numbers.format_for_dial`` in the trunk's ``dial_format``, with
-    the trunk's ``outside_prefix`` in front of a national or international
-    form. Raises NumberError (484) for a number not written in E.164; whether
-    it is a valid number is ``numbers.normalise``'s business, before this."""
+    ``trunk``: ``numbers.format_for_dial`` in the trunk's ``dial_format``.
+
+    The trunk's ``outside_prefix`` is what an extension dials to get an
+    outside line; it is stripped by the dial plan and never sent to the
+    carrier (a PL carrier expects ``600100200``, not ``0600100200``). Raises
+    NumberError (484) for a number not written in E.164; whether it is a
+    valid number is ``numbers.normalise``'s business, before this."""
     text = strip_number(number_e164)
     if not text.startswith("+") or not text[1:].isdigit():
         raise NumberError(f"{number_e164!r} is not an E.164 number (+CC...)")
-    dialled = format_for_dial(text, trunk.dial_format, trunk.country)
-    if trunk.dial_format != "e164" and trunk.outside_prefix:
-        dialled = trunk.outside_prefix + dialled
-    return dialled
+    return format_for_dial(text, trunk.dial_format, trunk.country)
 
 
 def did_of(request: Request, trunk: TrunkSettings) -> str:

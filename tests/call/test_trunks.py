@@ -393,9 +393,10 @@ def test_did_comes_from_the_request_uri_or_the_to_user(uri: str, to: str, did_fr
     ("national", None, "+48600100200", "600100200"),
     ("international", None, "+48600100200", "0048600100200"),
     ("national", None, "+442079460000", "00442079460000"),  # foreign: international
-    ("national", "0", "+48600100200", "0600100200"),
-    ("international", "9", "+48600100200", "90048600100200"),
-    ("e164", "0", "+48600100200", "+48600100200"),  # the + form takes no prefix
+    # the outside prefix is what extensions dial; the carrier never gets it
+    ("national", "0", "+48600100200", "600100200"),
+    ("international", "9", "+48600100200", "0048600100200"),
+    ("e164", "0", "+48600100200", "+48600100200"),
 ])
 def test_dial_formats(dial_format: str, prefix: str | None, number: str, expected: str) -> None:
     trunk = settings(dial_format=dial_format, outside_prefix=prefix, country="PL")
