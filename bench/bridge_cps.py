@@ -191,11 +191,13 @@ def read_sut_lines(log: Path) -> tuple[list[dict[str, float]], list[str]]:
     for line in log.read_text(errors="replace").splitlines():
         match = STATS_LINE.match(line)
         if match:
-            sample = {k: float(v) for k, v in
-                      (item.split("=", 1) for item in match.group(2).split())}
+            census = match.group(2).find(" gc_tracked=")  # --gc-census fields: not numbers
+            fields = match.group(2) if census < 0 else match.group(2)[:census]
+            sample = {k: float(v) for k, v in (item.split("=", 1) for item in fields.split())}
             sample["final"] = float(match.group(1) == "final")
             samples.append(sample)
-        elif line.startswith(("gc pauses:", "overload:", "failures:", "Traceback", "ERROR")):
+        elif line.startswith(("gc pauses:", "overload:", "failures:", "census",
+                              "Traceback", "ERROR")):
             notes.append(line)
     return samples, notes
 
@@ -223,7 +225,7 @@ def run_step(rate: int, args: argparse.Namespace, outdir: Path, pcap: Path) -> S
         sut = procs.start(
             ["timeout", "-s", "TERM", str(life_s), sys.executable, str(HERE / "bridge_endpoint.py"),
              "--listen", f"udp:{IP}:{sut_port}", "--uas", f"{IP}:{uas_port}",
-             "--rtp-ports", args.rtp_ports],
+             "--rtp-ports", args.rtp_ports, *(["--gc-census"] if args.gc_census else [])],
             workdir / "sut.log", workdir)
         sampler = CpuSampler(sut.pid)
         sampler.start()
@@ -351,6 +353,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="20 s steps at 10,20 (a look)")
     parser.add_argument("--all-steps", action="store_true", help="go on after a failed step")
     parser.add_argument("--keep", action="store_true", help="keep SIPp's per-call rtt files")
+    parser.add_argument("--gc-census", action="store_true",
+                        help="the endpoint counts tracked objects in its stats (diagnosis)")
     parser.add_argument("--out", default=str(HERE / "results"))
     args = parser.parse_args()
     if args.quick:

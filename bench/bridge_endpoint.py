@@ -108,6 +108,7 @@ class BridgeToUas:
         self.failed = 0
         self.ended_abnormally = 0
         self.failures: dict[str, int] = {}
+        self.census = False  # --gc-census: count tracked objects in each stats line
         self.live: set[str] = set()
         self.peak = 0
         relay = manager.relay
@@ -179,7 +180,9 @@ class BridgeToUas:
                 f"peak={self.peak} rtp_received={now.received} rtp_sent={now.sent} "
                 f"rtp_dropped={now.dropped} rtp_lost={now.lost} "
                 f"calls_in_manager={len(self.manager.calls)} "
-                f"relay_calls={len(self.manager.relay)} rss_kib={rss} hwm_kib={hwm}")  # type: ignore[arg-type]
+                f"relay_calls={len(self.manager.relay)} rss_kib={rss} hwm_kib={hwm}"  # type: ignore[arg-type]
+                + (f" gc_tracked={len(gc.get_objects())} gc_frozen={gc.get_freeze_count()} "
+                   f"gc_counts={gc.get_count()}" if self.census else ""))
 
 
 async def main_async(args: argparse.Namespace) -> int:
@@ -208,6 +211,7 @@ async def main_async(args: argparse.Namespace) -> int:
         bridge = BridgeToUas(manager, Address("udp", uas_host, int(uas_port)),
                              args.ring_timeout_s)
         manager.on_trunk_call = bridge
+        bridge.census = args.gc_census
         hook.append(bridge)
         if args.gc_freeze:
             gc.collect()
@@ -229,6 +233,17 @@ async def main_async(args: argparse.Namespace) -> int:
             print(bridge.line("final", started), flush=True)
             print(f"failures: {bridge.failures}", flush=True)
         print(pauses.report(), flush=True)
+        if hook and hook[0].census:
+            before = len(gc.get_objects())
+            found = gc.collect()
+            after = gc.get_objects()
+            kinds: dict[str, int] = {}
+            for item in after:
+                name = type(item).__qualname__
+                kinds[name] = kinds.get(name, 0) + 1
+            top = sorted(kinds.items(), key=lambda kv: -kv[1])[:15]
+            print(f"census at exit: {before} tracked, a full collection found {found} "
+                  f"unreachable, {len(after)} left; most common: {top}", flush=True)
         if endpoint.overload is not None:
             monitor = endpoint.overload.monitor
             print(f"overload: {endpoint.overload.shed_count} INVITEs shed with 503; "
@@ -248,6 +263,9 @@ def main() -> int:
     parser.add_argument("--log-level", default="WARNING")
     parser.add_argument("--no-uvloop", action="store_true")
     parser.add_argument("--no-gc-freeze", dest="gc_freeze", action="store_false")
+    parser.add_argument("--gc-census", action="store_true",
+                        help="count the objects the collector tracks in every stats line "
+                             "(costs a few ms each time: diagnosis only)")
     args = parser.parse_args()
     logging.basicConfig(level=args.log_level, format="%(levelname)s %(name)s %(message)s")
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
