@@ -306,6 +306,7 @@ class CallLeg:
 
     def _finish(self) -> None:
         self._stop_call_timers()
+        self.session_timer.close()
         if self._retransmit_timer is not None:
             self._retransmit_timer.cancel()
             self._retransmit_timer = None

@@ -211,6 +211,10 @@ def retry_after_422(request: Request, response: Response, *, branch: str) -> Req
     return retried
 
 
+def _nothing() -> None:
+    """The callback of a closed SessionTimer."""
+
+
 class SessionTimer:
     """The one timer of a live session: refresh due (we refresh) or the
     session expired (they refresh). Call ``start`` on every 2xx that agreed
@@ -242,6 +246,14 @@ class SessionTimer:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
+
+    def close(self) -> None:
+        """Stop for good and let go of the callbacks: they are the leg's own
+        methods, and holding them after the call keeps a leg <-> timer cycle
+        that only the cyclic garbage collector could free."""
+        self.stop()
+        self.on_refresh_due = _nothing
+        self.on_expired = _nothing
 
     def _refresh_due(self) -> None:
         self._handle = None

@@ -7,6 +7,7 @@ the extension concurrent-call cap."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -489,3 +490,34 @@ async def test_an_extension_at_its_concurrent_call_cap_is_refused_486(
     assert refused.value.status == 486
     assert (cause.outcome, cause.sip_status) == (Outcome.BUSY, 486)
     assert live == 2  # the refused INVITE made no call
+
+
+async def test_a_finished_bridged_call_leaves_no_cyclic_garbage(
+        free_port_factory: Callable[[], int]) -> None:
+    """DESIGN.md: finished calls must be freed by reference counting alone;
+    objects left in cycles wait for full collections, whose pauses grow with
+    the heap (they capped the bridged-call benchmark)."""
+    first, second = FakePhone("one"), FakePhone("two")
+    async with world(free_port_factory, first, second) as manager:
+        gc.collect()
+        gc.disable()
+        try:
+            a = await originate(manager, first, correlation_id="story-1")
+            b = await originate(manager, second, correlation_id="story-1")
+            for call in (a, b):
+                assert (await asyncio.wait_for(call.outcome(), 2)).outcome is Outcome.ANSWERED
+            bridged = asyncio.create_task(manager.bridge(a, b))
+            await asyncio.sleep(0.1)
+            first.hangup()
+            await asyncio.wait_for(bridged, 2)
+            del a, b, bridged, call
+            assert await asyncio.wait_for(_until(lambda: len(manager.endpoint.layer) == 0), 5)
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            ours = sorted({f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage
+                           if (type(o).__module__ or "").startswith("boomerang")})
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+    assert ours == []
