@@ -50,12 +50,31 @@ async def generator(targets: list[tuple[str, int]], seconds: float) -> None:
     latency = LatenessHistogram(bin_ms=0.05, max_ms=500)
     received = [0]
 
+    jitters: list[float] = []  # each receiving stream's final jitter, seconds
+
     class Receiver(asyncio.DatagramProtocol):
+        """Counts, measures latency, and keeps the RFC 3550 A.8 interarrival
+        jitter of its stream computed against the send time stamped in the
+        payload, so it is the jitter the relay (and the host) added, not
+        the generator's own sending jitter."""
+
+        def __init__(self) -> None:
+            self.transit_s: float | None = None
+            self.jitter_s = 0.0
+            jitters.append(0.0)
+            self.index = len(jitters) - 1
+
         def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
             if 192 <= data[1] <= 223:
                 return  # the relay's RTCP reports
             received[0] += 1
-            latency.add(time.monotonic() - STAMP.unpack_from(data, 12)[0])
+            arrival = time.monotonic()
+            transit = arrival - STAMP.unpack_from(data, 12)[0]
+            latency.add(transit)
+            if self.transit_s is not None:
+                self.jitter_s += (abs(transit - self.transit_s) - self.jitter_s) / 16
+                jitters[self.index] = self.jitter_s
+            self.transit_s = transit
 
     transports = []
     for _ in targets:
@@ -82,9 +101,13 @@ async def generator(targets: list[tuple[str, int]], seconds: float) -> None:
         sent += len(targets)
         n += 1
     await asyncio.sleep(0.3)  # the last packets in flight
+    ordered = sorted(jitters)
     print(json.dumps({"sent": sent, "received": received[0],
                       "p50_ms": latency.quantile_ms(0.5), "p99_ms": latency.quantile_ms(0.99),
-                      "max_ms": latency.max_s * 1000}), flush=True)
+                      "max_ms": latency.max_s * 1000,
+                      "jitter_p50_ms": ordered[len(ordered) // 2] * 1000 if ordered else 0.0,
+                      "jitter_p99_ms": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+                      * 1000 if ordered else 0.0}), flush=True)
 
 
 # -- orchestrator ---------------------------------------------------------------------
@@ -164,7 +187,9 @@ async def run_load(relay: MediaRelay, calls: int, seconds: float, relay_pid: int
               f"{received / max(cpu, 1e-9):,.0f} packets per CPU-second")
         for leg, result in sorted(results.items()):
             print(f"   received by side {leg}: latency p50 {result['p50_ms']:.2f} ms, "
-                  f"p99 {result['p99_ms']:.2f} ms, max {result['max_ms']:.2f} ms")
+                  f"p99 {result['p99_ms']:.2f} ms, max {result['max_ms']:.2f} ms; added "
+                  f"jitter (RFC 3550, per stream) p50 {result['jitter_p50_ms']:.2f} ms, "
+                  f"p99 {result['jitter_p99_ms']:.2f} ms")
     finally:
         for process in generators.values():
             if process.poll() is None:
