@@ -36,7 +36,11 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 
-from ..media.codecs import Codec, codec_by_name, frame_decoder
+import numpy as np
+import numpy.typing as npt
+
+from ..media.codecs import PCMU, Codec, codec_by_name, frame_decoder
+from ..media.decimate import HalfRateDecimator
 from ..media.digits import DigitCollectionEnded, DigitCollector, DigitEvent, DigitReceived
 from ..media.dtmf_inband import SAMPLE_RATE as INBAND_SAMPLE_RATE
 from ..media.dtmf_inband import GoertzelDetector
@@ -117,6 +121,8 @@ class MediaSession:
     __slots__ = (
         "_audio_codecs",
         "_collecting",
+        "_decimator",
+        "_decode",
         "_detector",
         "_detector_codec",
         "_digit_timer",
@@ -183,6 +189,8 @@ class MediaSession:
         self._telephone_event_receiver = TelephoneEventReceiver()
         self._detector = GoertzelDetector()
         self._detector_codec: Codec | None = None
+        self._decode: Callable[[bytes], npt.NDArray[np.int16]] = frame_decoder(PCMU)
+        self._decimator: HalfRateDecimator | None = None
         self._digit_timer: asyncio.TimerHandle | None = None
         self._collecting = False
         self.closed = False
@@ -358,12 +366,21 @@ class MediaSession:
             self._digits(digits, now)
             return
         codec = self._audio_codecs.get(payload_type)
-        if codec is None or codec.sample_rate != INBAND_SAMPLE_RATE or not packet.payload:
-            return  # G.722 (16 kHz) is not searched for in-band digits
+        if codec is None or not packet.payload:
+            return
         if codec is not self._detector_codec:
+            # one decoder per stream (G.722 keeps state); 16 kHz audio is
+            # halved for the 8 kHz detector by a decimator that keeps state too
             self._detector_codec = codec
             self._detector = GoertzelDetector()
-        samples = frame_decoder(codec)(packet.payload)
+            self._decode = frame_decoder(codec)
+            self._decimator = (HalfRateDecimator() if codec.sample_rate == 2 * INBAND_SAMPLE_RATE
+                               else None)
+        samples = self._decode(packet.payload)
+        if self._decimator is not None:
+            samples = self._decimator.feed(samples)
+        elif codec.sample_rate != INBAND_SAMPLE_RATE:
+            return
         detector = self._detector
         digits = detector.feed(samples, now)
         if detector.active_digit is not None:

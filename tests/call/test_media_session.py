@@ -23,8 +23,11 @@ from boomerang.media.dtmf_inband import dtmf_signal, power_to_dbm0, to_int16
 from boomerang.media.dtmf_info import parse_dtmf_info
 from boomerang.media.dtmf_rfc4733 import telephone_event_packets
 from boomerang.media.g711 import alaw_decode, ulaw_decode, ulaw_encode
+from boomerang.media.g722 import G722_AVAILABLE, G722Encoder
 from boomerang.media.rtp import RtpPacket, pack_rtp
 from boomerang.media.tones import ToneBank
+from boomerang.sip.offer_answer import G722 as SDP_G722
+from boomerang.sip.offer_answer import PCMU as SDP_PCMU
 from boomerang.sip.offer_answer import MediaCapabilities, NegotiatedMedia, build_answer
 from boomerang.sip.sdp import SessionDescription
 from boomerang.transport.rtp_socket import Pacer, PortAllocator
@@ -74,9 +77,10 @@ def offer(port: int, formats: str = "0 8 101", ptime_ms: int = 20) -> SessionDes
         f"a=ptime:{ptime_ms}\r\na=sendrecv\r\n")
 
 
-def negotiate(session: MediaSession, phone_port: int, formats: str = "0 8 101"
-              ) -> NegotiatedMedia:
-    _, negotiated = build_answer(offer(phone_port, formats), MediaCapabilities(),
+def negotiate(session: MediaSession, phone_port: int, formats: str = "0 8 101",
+              capabilities: MediaCapabilities | None = None) -> NegotiatedMedia:
+    _, negotiated = build_answer(offer(phone_port, formats),
+                                 capabilities or MediaCapabilities(),
                                  LOOPBACK, session.local_port, 1, 1)
     return negotiated
 
@@ -235,6 +239,37 @@ async def test_inband_pcmu_dtmf_becomes_digits(allocator: PortAllocator, phone: 
         ("4", DigitSource.INBAND), ("7", DigitSource.INBAND), ("#", DigitSource.INBAND)]
     assert isinstance(events[-1], DigitCollectionEnded) and events[-1].digits == "47"
     assert session.tone_stop_reason == "key 4 down"
+
+
+async def test_inband_dtmf_in_g722_becomes_digits(allocator: PortAllocator,
+                                                   phone: Phone) -> None:
+    """G.722 decodes to 16 kHz; the session halves it for the 8 kHz detector
+    with a stateful decimator (no clicks at frame edges)."""
+    if not G722_AVAILABLE:
+        pytest.skip("the G722 package (extra [g722]) is not installed")
+    session = await MediaSession.open(allocator, LOOPBACK, call_id="test-call",
+                                      tone_bank=TONE_BANK, plan="pl",
+                                      random_bits=fixed_bits())
+    session.configure(negotiate(session, phone.port, "9 101",
+                                MediaCapabilities(codecs=(SDP_G722, SDP_PCMU))))
+    pcm = to_int16(dtmf_signal("358#", tone_ms=100, pause_ms=100, lead_ms=60,
+                               sample_rate=16000))
+    encoder = G722Encoder()
+    frames = [encoder.encode(pcm[i:i + 320]) for i in range(0, len(pcm) - 319, 320)]
+    try:
+        session.start_collecting()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        for index, frame in enumerate(frames):
+            phone.send(pack_rtp(payload_type=9, sequence_number=index, timestamp=index * 160,
+                                ssrc=0xABD, payload=frame), session.local_port)
+            await asyncio.sleep(max(0.0, start + (index + 1) * 0.020 - loop.time()))
+        events = await events_until_end(session, timeout_s=2)
+    finally:
+        session.close()
+    digits = [(e.digit, e.source) for e in events if isinstance(e, DigitReceived)]
+    assert digits == [("3", DigitSource.INBAND), ("5", DigitSource.INBAND),
+                      ("8", DigitSource.INBAND), ("#", DigitSource.INBAND)]
 
 
 async def test_info_digit_and_its_rfc4733_copy_count_once(allocator: PortAllocator,
