@@ -51,6 +51,7 @@ from ..sip.offer_answer import NegotiatedMedia
 from .digits import DigitReceived
 from .dtmf_rfc4733 import TelephoneEventReceiver
 from .rtcp import (
+    Bye,
     ReceiverReport,
     RtcpError,
     SenderReport,
@@ -677,6 +678,16 @@ class RelayCall:
         else:
             return None
         return serialize(report)
+
+    def rtcp_bye(self, name: str, now: float) -> bytes | None:
+        """Leg ``name``'s last compound RTCP packet (RFC 3550 §6.6): a report,
+        then BYE for the SSRC we sent to it; None when we sent it nothing."""
+        output = self.leg(name).output
+        if not output.started:
+            return None
+        report = self.rtcp_report(name, now) or serialize(
+            ReceiverReport(ssrc=output.ssrc, reports=()))
+        return report + serialize(Bye(sources=(output.ssrc,)))
 
     def pop_events(self) -> list[RelayEvent]:
         events = self._events

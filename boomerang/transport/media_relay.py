@@ -172,8 +172,13 @@ class _PythonCall:
 
     def close(self) -> None:
         self.cancel()
-        for binding in self.bindings.values():
+        now = self.clock()
+        for name, binding in self.bindings.items():
             if binding.sockets is not None:
+                leg = binding.leg
+                bye = self.relay.rtcp_bye(name, now) if leg.media is not None else None
+                if bye is not None and not binding.sockets.closed:
+                    binding.sockets.rtcp_transport.sendto(bye, leg.rtcp_latch.target)
                 binding.sockets.close()
             binding.peer_leg = None
             binding.peer_sendto = None

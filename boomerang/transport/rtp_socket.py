@@ -34,6 +34,7 @@ from typing import Protocol
 
 from ..media.relay import Address, Latch, LegMedia
 from ..media.rtcp import (
+    Bye,
     ReceiverReport,
     RtcpError,
     SenderReport,
@@ -351,6 +352,15 @@ class RtpEndpoint:
             return serialize(ReceiverReport(ssrc=sender.ssrc if sender else 0, reports=blocks))
         return None
 
+    def rtcp_bye(self, now: float) -> bytes | None:
+        """Our last compound RTCP packet (RFC 3550 §6.6): a report, then BYE
+        for our SSRC; None when we never had a stream of our own."""
+        sender = self.sender
+        if sender is None:
+            return None
+        report = self.rtcp_report(now) or serialize(ReceiverReport(ssrc=sender.ssrc, reports=()))
+        return report + serialize(Bye(sources=(sender.ssrc,)))
+
     def _arm_rtcp(self, *, initial: bool) -> None:
         delay_s = rtcp_interval_s(random_factor=self.random_factor(), initial=initial)
         loop = asyncio.get_running_loop()
@@ -366,10 +376,14 @@ class RtpEndpoint:
         self._arm_rtcp(initial=False)
 
     def close(self) -> None:
-        """Close both sockets, cancel the RTCP timer, give the port back."""
+        """Send RTCP BYE, close both sockets, cancel the RTCP timer, give the
+        port back."""
         if self._rtcp_timer is not None:
             self._rtcp_timer.cancel()
             self._rtcp_timer = None
+        bye = self.rtcp_bye(self.clock()) if self.remote is not None else None
+        if bye is not None:
+            self.send_rtcp(bye)
         self.on_rtp = None
         self.sockets.close()
 

@@ -14,7 +14,7 @@ from boomerang.media.relay import (
     SourceChanged,
     SourceLatched,
 )
-from boomerang.media.rtcp import ReceiverReport, SenderReport, parse_compound, serialize
+from boomerang.media.rtcp import Bye, ReceiverReport, SenderReport, parse_compound, serialize
 from boomerang.media.rtp import RtpPacket, pack_rtp
 
 PHONE_A = ("192.0.2.10", 4000)
@@ -242,6 +242,22 @@ def test_rtcp_sender_report_counts_what_was_relayed() -> None:
     assert isinstance(report_a, ReceiverReport)
     assert report_a.reports[0].ssrc == 0xA1A1A1A1
     assert report_a.reports[0].highest_sequence == 9
+
+
+def test_leaving_says_bye_to_the_leg_we_sent_to_and_not_to_the_silent_one() -> None:
+    call = RelayCall("c", random_factor=lambda: 0.0, wall_clock_offset_s=1_700_000_000.0)
+    for name, address in (("a", PHONE_A), ("b", PHONE_B)):
+        call.add_leg(name, 0.0)
+        call.update(name, media(address), 0.0)
+    call.bridge("a", "b", 0.0)
+    for n in range(5):
+        call.receive_rtp("a", rtp(n), PHONE_A, n * 0.02)
+    bye_b = call.rtcp_bye("b", 0.2)
+    assert bye_b is not None
+    packets = parse_compound(bye_b)
+    assert isinstance(packets[0], SenderReport) and packets[0].packet_count == 5
+    assert isinstance(packets[-1], Bye) and packets[-1].sources == (0xA1A1A1A1,)
+    assert call.rtcp_bye("a", 0.2) is None  # leg a was never sent anything
 
 
 def test_rtcp_from_a_leg_latches_and_counts() -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from boomerang.media.relay import LegMedia
-from boomerang.media.rtcp import SenderReport, parse_compound
+from boomerang.media.rtcp import Bye, SenderReport, parse_compound
 from boomerang.media.rtp import RtpPacket, pack_rtp
 from boomerang.media.stream import RtpSender
 from boomerang.transport.rtp_socket import (
@@ -196,6 +196,25 @@ async def test_endpoint_sends_a_sender_report_on_the_rtcp_port(allocator: PortAl
         assert (report.ssrc, report.packet_count, report.octet_count) == (0x1234, 3, 480)
     finally:
         endpoint.close()
+
+
+async def test_endpoint_says_bye_on_rtcp_when_it_closes(allocator: PortAllocator,
+                                                         phone: socket.socket) -> None:
+    """RFC 3550 §6.6: leaving the session, a compound packet with our last
+    report and a BYE for our SSRC goes to the peer's RTCP address."""
+    endpoint = await RtpEndpoint.open(allocator, LOOPBACK)
+    endpoint.set_remote(leg_media(phone, rtcp_port=phone.getsockname()[1]))
+    sender = RtpSender(ssrc=0x4321, payload_type=0, timestamp_step=160,
+                       initial_sequence_number=1, initial_timestamp=0)
+    endpoint.sender = sender
+    endpoint.send_rtp(sender.packet(b"\xff" * 160))
+    await receive(phone)
+    endpoint.close()
+    data, source = await receive(phone)
+    assert source == (LOOPBACK, endpoint.sockets.rtcp_port)
+    packets = parse_compound(data)
+    assert isinstance(packets[0], SenderReport) and packets[0].packet_count == 1
+    assert isinstance(packets[-1], Bye) and packets[-1].sources == (0x4321,)
 
 
 async def test_endpoint_close_frees_ports_and_cancels_the_rtcp_timer(
