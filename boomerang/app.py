@@ -500,9 +500,10 @@ async def _start_calls(config: Config, endpoint: Endpoint, registrar: object,
 
     host = config.sip.listen[0].host if config.sip.listen else "127.0.0.1"
     advertised: str | None = None
-    if ipaddress.ip_address(host).is_unspecified:
-        public = config.sip.public_address
-        advertised = public.strip("[]") if public != "auto" else "127.0.0.1"
+    if ipaddress.ip_address(host).is_unspecified and config.sip.public_address != "auto":
+        advertised = config.sip.public_address.strip("[]")
+    # With a wildcard address and public_address auto, each leg's SDP carries
+    # the local address the system routes to that leg's peer (as its Via does).
     ports = config.media.rtp_ports
     relay = PythonMediaRelay(PortAllocator(ports.first, ports.last), local_address=host,
                              advertised_address=advertised)

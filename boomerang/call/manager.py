@@ -297,7 +297,11 @@ class CallManager:
 
     # -- addressing ------------------------------------------------------------------
 
-    def _addressing(self, destination: Address, user: str = "boomerang") -> LegAddressing:
+    def _local(self, destination: Address) -> tuple[Address, str]:
+        """The listen address used toward ``destination`` and the host to
+        write in Via, Contact and SDP: the bound address, or for a wildcard
+        listen address the configured public address, or (auto) the local
+        address the system routes to ``destination`` from."""
         driver = self.endpoint.driver
         listening: list[Address] = list(driver.listening) if driver is not None else []
         local = next((a for a in listening if a.transport == destination.transport),
@@ -309,6 +313,10 @@ class CallManager:
                 public = self.config.sip.public_address
                 host = public.strip("[]") if public != "auto" \
                     else _route_source(destination.host)
+        return local, host
+
+    def _addressing(self, destination: Address, user: str = "boomerang") -> LegAddressing:
+        local, host = self._local(destination)
         host = f"[{host}]" if ":" in host else host
         sent_by = f"{host}:{local.port}"
         transport = "" if local.transport == "udp" else f";transport={local.transport}"
@@ -317,11 +325,12 @@ class CallManager:
 
     # -- media bookkeeping ---------------------------------------------------------------
 
-    def _media_port(self, media_key: str, leg_name: str) -> RelayMediaPort:
+    def _media_port(self, media_key: str, leg_name: str, peer: Address) -> RelayMediaPort:
         self._media_users[media_key] = self._media_users.get(media_key, 0) + 1
         return RelayMediaPort(self.relay, media_key=media_key, leg_name=leg_name,
                               capabilities=self.capabilities, tone_bank=self.tone_bank,
-                              tone_plan=self.config.media.tone_plan)
+                              tone_plan=self.config.media.tone_plan,
+                              advertised_host=self._local(peer)[1])
 
     async def _allocate(self, port: RelayMediaPort) -> tuple[str, int]:
         task = asyncio.get_running_loop().create_task(port.allocate())
@@ -438,7 +447,7 @@ class CallManager:
     def _inbound(self, request: Request, transaction: TransactionKey, source: Address,
                  *, owner: str | None) -> InboundCall:
         correlation_id = self.endpoint.ids.call_id()
-        port = self._media_port(correlation_id, request.call_id)
+        port = self._media_port(correlation_id, request.call_id, source)
         contacts = request.contacts
         contact_uri = str(contacts[0].uri) if contacts else None
         leg = UasLeg(sip=self.endpoint, scheduler=self.scheduler, media=port,
@@ -509,7 +518,7 @@ class CallManager:
         try:
             for request_uri, from_, to, headers, destination, contact_uri in plans:
                 call_id = self.endpoint.ids.call_id()
-                port = self._media_port(correlation_id, call_id)
+                port = self._media_port(correlation_id, call_id, destination)
                 try:
                     await self._allocate(port)
                 except BaseException:

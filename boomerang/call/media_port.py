@@ -88,6 +88,7 @@ class RelayMediaPort:
         "_random_bits",
         "_session_id",
         "_version",
+        "advertised_host",
         "capabilities",
         "leg_name",
         "local",
@@ -102,8 +103,14 @@ class RelayMediaPort:
     def __init__(self, relay: MediaRelay, *, media_key: str, leg_name: str,
                  capabilities: MediaCapabilities | None = None,
                  tone_bank: ToneBank | None = None, tone_plan: TonePlan | str = "pl",
-                 random_bits: RandomBits = secrets.randbits) -> None:
+                 random_bits: RandomBits = secrets.randbits,
+                 advertised_host: str | None = None) -> None:
+        """``advertised_host``: the address for our SDP when the relay is bound
+        to a wildcard address (0.0.0.0 / ::) and no public address is set;
+        the caller passes the one its Via and Contact use toward this leg's
+        peer, so the peer sends media where it sends signalling."""
         self.relay = relay
+        self.advertised_host = advertised_host
         self.media_key = media_key
         self.leg_name = leg_name
         self.capabilities = capabilities or MediaCapabilities()
@@ -130,7 +137,10 @@ class RelayMediaPort:
         if self.local is None:
             raise SdpError(f"media {self.media_key}/{self.leg_name}: no port allocated",
                            status=500, reason="Server Internal Error")
-        return self.local
+        address, port = self.local
+        if self.advertised_host is not None and address in ("0.0.0.0", "::"):
+            return self.advertised_host, port
+        return address, port
 
     def offer(self, leg: LegView, *, hold: bool = False) -> bytes:
         address, port = self._where()
