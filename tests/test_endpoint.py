@@ -8,6 +8,7 @@ asyncio sockets.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import re
@@ -430,3 +431,22 @@ async def test_serve_stops_on_request_and_returns_0_within_the_grace_time() -> N
     assert all(a.port != 0 for a in ready[0])
     assert loop.time() - started < 0.5 + 1.0  # shutdown_grace_s is 0.5
     assert endpoint.driver is None  # closed
+
+
+async def test_serve_freezes_start_up_objects_while_running_and_unfreezes_after() -> None:
+    """DESIGN.md: objects built at start-up live as long as the process, so
+    serve() moves them out of the cyclic collector's way (gc.freeze) once
+    ready, and gives them back when it returns."""
+    endpoint = make_endpoint(UDP_TCP)
+    stop = asyncio.Event()
+    frozen_while_ready: list[int] = []
+
+    def on_ready(bound: list[Address]) -> None:
+        frozen_while_ready.append(gc.get_freeze_count())
+        stop.set()
+
+    before = gc.get_freeze_count()
+    assert await asyncio.wait_for(serve(endpoint.config, on_ready=on_ready, endpoint=endpoint,
+                                        stop=stop), 5.0) == 0
+    assert frozen_while_ready[0] > before + 1000  # the modules, config, endpoint...
+    assert gc.get_freeze_count() == 0
