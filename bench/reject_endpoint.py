@@ -21,12 +21,13 @@ import time
 
 from boomerang.app import Endpoint, make_endpoint, serve
 from boomerang.config import load_config_text
-from boomerang.sip.message import make_response
-from boomerang.sip.transaction.events import RequestReceived, TransactionKey
+from boomerang.sip.address import Address
+from boomerang.sip.message import Request
+from boomerang.sip.transaction.events import CancelReceived, TransactionKey
 
 
 class RejectAfterRinging:
-    """INVITE -> (100 by the layer) 180 now, 486 after ring_s."""
+    """The endpoint's INVITE handler: (100 by the layer) 180 now, 486 after ring_s."""
 
     def __init__(self, endpoint: Endpoint, ring_s: float, status: int) -> None:
         self.endpoint = endpoint
@@ -35,36 +36,23 @@ class RejectAfterRinging:
         self.loop = asyncio.get_running_loop()
 
     def install(self) -> None:
-        endpoint = self.endpoint
-        original = endpoint.handle
+        # replaces whatever serve() installed (the call manager answers 404
+        # for numbers it does not serve)
+        self.endpoint.handlers["INVITE"] = self.on_invite
 
-        def handle(event: object) -> None:
-            original(event)  # type: ignore[arg-type]
-            if (isinstance(event, RequestReceived) and event.transaction is not None
-                    and event.transaction in endpoint.pending_invites):
-                self.ring(event.transaction)
+    def on_invite(self, request: Request, transaction: TransactionKey, source: Address) -> None:
+        tag = self.endpoint.ids.tag()
+        self.endpoint.respond(request, 180, to_tag=tag)
+        handle = self.loop.call_later(self.ring_s, self.reject, request, tag)
 
-        endpoint.invite_policy = lambda request: None  # hold every INVITE
-        assert endpoint.driver is not None
-        endpoint.driver.set_handler(handle)
+        def on_cancel(event: CancelReceived) -> None:
+            handle.cancel()
+            self.endpoint.respond(request, 487, to_tag=tag)
 
-    def ring(self, key: TransactionKey) -> None:
-        endpoint = self.endpoint
-        request = endpoint.pending_invites[key]
-        tag = endpoint._ids.tag()
-        ringing = make_response(request, 180, to_tag=tag, headers=endpoint.server_headers)
-        assert endpoint.driver is not None
-        endpoint.driver.send_response(ringing)
-        self.loop.call_later(self.ring_s, self.reject, key, tag)
+        self.endpoint.on_cancel(transaction, on_cancel)
 
-    def reject(self, key: TransactionKey, tag: str) -> None:
-        endpoint = self.endpoint
-        request = endpoint.pending_invites.pop(key, None)
-        if request is None:  # cancelled meanwhile
-            return
-        response = make_response(request, self.status, to_tag=tag, headers=endpoint.server_headers)
-        assert endpoint.driver is not None
-        endpoint.driver.send_response(response)
+    def reject(self, request: Request, tag: str) -> None:
+        self.endpoint.respond(request, self.status, to_tag=tag)
 
 
 class GcPauses:
@@ -107,11 +95,22 @@ async def main_async(args: argparse.Namespace) -> int:
 
     pauses = GcPauses()
     gc.callbacks.append(pauses)
+    if args.gc_garbage:  # diagnosis: keep what the collector finds, list it at exit
+        gc.set_debug(gc.DEBUG_SAVEALL)
     try:
         return await serve(config, on_ready=on_ready, endpoint=endpoint)
     finally:
         gc.callbacks.remove(pauses)
         print(pauses.report(), flush=True)
+        if args.gc_garbage:
+            gc.collect()
+            kinds: dict[str, int] = {}
+            for item in gc.garbage:
+                name = f"{type(item).__module__}.{type(item).__qualname__}"
+                kinds[name] = kinds.get(name, 0) + 1
+            top = sorted(kinds.items(), key=lambda kv: -kv[1])[:12]
+            print(f"gc garbage: {len(gc.garbage)} objects in cycles; most common: {top}",
+                  flush=True)
         if endpoint.overload is not None:
             monitor = endpoint.overload.monitor
             print(f"overload: {endpoint.overload.shed_count} INVITEs shed with 503; "
@@ -127,6 +126,8 @@ def main() -> int:
     parser.add_argument("--profile", help="write cProfile stats here on exit")
     parser.add_argument("--no-uvloop", action="store_true")
     parser.add_argument("--gc-freeze", action="store_true", default=True)
+    parser.add_argument("--gc-garbage", action="store_true",
+                        help="diagnosis: list the objects found in reference cycles at exit")
     args = parser.parse_args()
     if not args.no_uvloop:
         try:

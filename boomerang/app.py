@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib
 import logging
 import secrets
 import signal
@@ -38,6 +39,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from .config import Config
 from .ids import RandomIds
+from .media.tones import ToneBank
 from .sip.address import Address
 from .sip.errors import ProtocolError, SipError
 from .sip.ids import IdGenerator
@@ -448,18 +450,23 @@ async def serve(
     loop = asyncio.get_running_loop()
     endpoint = endpoint or make_endpoint(config)
     stop = stop or asyncio.Event()
-    bound = await endpoint.start()
-    # Trunks (registration, keep-alive, INVITE source screening); imported
-    # here because the call layer builds on this module.
+    # What is costly comes before any socket opens, so no request waits for
+    # it: importing the call layer (imported here because it builds on this
+    # module), the tone tables, a full collection.
+    for module in ("call.trunks", "call.registrar", "call.manager", "call.router",
+                   "transport.media_relay", "transport.rtp_socket", "store"):
+        importlib.import_module(f"{__package__}.{module}")
+    from .call.registrar import open_registrar
     from .call.trunks import TrunkSet
 
+    tone_bank = ToneBank()
+    gc.collect()
+    bound = await endpoint.start()
     trunks = TrunkSet(config, endpoint)
     trunks.install()
     trunks.start()
-    from .call.registrar import open_registrar
-
     registrar = await open_registrar(endpoint)  # None without extensions
-    calls = await _start_calls(config, endpoint, registrar, trunks)
+    calls = await _start_calls(config, endpoint, registrar, trunks, tone_bank)
     installed: list[signal.Signals] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -467,8 +474,8 @@ async def serve(
             installed.append(signum)
     # Everything built so far lives as long as the process: move it out of
     # the cyclic collector's way, so its pauses grow with the calls in
-    # progress only (DESIGN.md, "Measuring speed honestly").
-    gc.collect()
+    # progress only (DESIGN.md, "Measuring speed honestly"). The costly
+    # gc.collect() ran before the sockets opened; freezing is cheap.
     gc.freeze()
     try:
         on_ready(bound)
@@ -493,7 +500,7 @@ async def serve(
 
 
 async def _start_calls(config: Config, endpoint: Endpoint, registrar: object,
-                      trunks: object) -> CallManager:
+                      trunks: object, tone_bank: ToneBank) -> CallManager:
     """The call layer for ``serve``: media relay, CallManager, extension router."""
     import ipaddress
 
@@ -501,7 +508,6 @@ async def _start_calls(config: Config, endpoint: Endpoint, registrar: object,
     from .call.registrar import Registrar
     from .call.router import Router
     from .call.trunks import TrunkSet
-    from .media.tones import ToneBank
     from .transport.media_relay import PythonMediaRelay
     from .transport.rtp_socket import PortAllocator
 
@@ -517,7 +523,7 @@ async def _start_calls(config: Config, endpoint: Endpoint, registrar: object,
     assert registrar is None or isinstance(registrar, Registrar)
     assert isinstance(trunks, TrunkSet)
     manager = CallManager(endpoint, config, registrar=registrar, trunks=trunks, relay=relay,
-                          tone_bank=ToneBank(),
+                          tone_bank=tone_bank,
                           store=registrar.store if registrar is not None else None)
     manager.install()
     Router(manager, config).install()
