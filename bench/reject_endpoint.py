@@ -34,6 +34,12 @@ class RejectAfterRinging:
         self.ring_s = ring_s
         self.status = status
         self.loop = asyncio.get_running_loop()
+        # ringing calls: transaction -> (request, tag, timer). No per-call
+        # closure: a closure per call held until the transaction ends (Timer
+        # I, 5 s) kept ~10,000 objects alive at 2000 calls/s and multiplied
+        # the collector's work (p99 4 -> 108 ms).
+        self.ringing: dict[TransactionKey, tuple[Request, str, asyncio.TimerHandle]] = {}
+        self._cancelled = self.cancelled  # one bound method for every call
 
     def install(self) -> None:
         # replaces whatever serve() installed (the call manager answers 404
@@ -43,16 +49,22 @@ class RejectAfterRinging:
     def on_invite(self, request: Request, transaction: TransactionKey, source: Address) -> None:
         tag = self.endpoint.ids.tag()
         self.endpoint.respond(request, 180, to_tag=tag)
-        handle = self.loop.call_later(self.ring_s, self.reject, request, tag)
+        handle = self.loop.call_later(self.ring_s, self.reject, transaction)
+        self.ringing[transaction] = (request, tag, handle)
+        self.endpoint.on_cancel(transaction, self._cancelled)
 
-        def on_cancel(event: CancelReceived) -> None:
+    def reject(self, transaction: TransactionKey) -> None:
+        ringing = self.ringing.pop(transaction, None)
+        if ringing is not None:
+            request, tag, _ = ringing
+            self.endpoint.respond(request, self.status, to_tag=tag)
+
+    def cancelled(self, event: CancelReceived) -> None:
+        ringing = self.ringing.pop(event.transaction, None)
+        if ringing is not None:
+            request, tag, handle = ringing
             handle.cancel()
             self.endpoint.respond(request, 487, to_tag=tag)
-
-        self.endpoint.on_cancel(transaction, on_cancel)
-
-    def reject(self, request: Request, tag: str) -> None:
-        self.endpoint.respond(request, self.status, to_tag=tag)
 
 
 class GcPauses:
