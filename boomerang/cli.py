@@ -1,13 +1,14 @@
 """The ``boomerang`` command (SPEC §5).
 
-Exit status: 0 success, 1 the server failed to start or run, 2 a bad
-command line or configuration (and the subcommands of later versions).
+Exit status: 0 success, 1 the server failed to start or run (or a
+subcommand's task failed), 2 a bad command line or configuration.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -19,11 +20,13 @@ from .logging_setup import setup_logging
 from .sip.address import Address
 
 DEFAULT_CONFIG = "boomerang.yaml"
-LATER = {
-    "demo": "runs a complete callback on this machine",
-    "calls": "lists live calls and pending callbacks",
-    "cdr": "shows call records",
-    "licence": "verifies a licence file",
+# Subcommands that live in their own module: name -> (module, help). The
+# module has ``add_NAME_arguments(parser)`` and ``run_NAME(args) -> int``.
+SUBCOMMANDS = {
+    "demo": ("boomerang.demo.cli", "run a complete callback on this machine"),
+    "calls": ("boomerang.cli_records", "list live calls and pending callbacks"),
+    "cdr": ("boomerang.cli_records", "show call records (table, CSV, JSON)"),
+    "licence": ("boomerang.cli_licence", "verify a licence file, or create keys and licences"),
 }
 
 log = logging.getLogger(__name__)
@@ -47,9 +50,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="count", default=0,
                      help="-v debug logs, -vv also full SIP message traces")
 
-    for name, what in LATER.items():
-        later = commands.add_parser(name, help=f"{what} (arrives in a later version)")
-        later.add_argument("args", nargs=argparse.REMAINDER)
+    for name, (module_name, what) in SUBCOMMANDS.items():
+        sub = commands.add_parser(name, help=what)
+        getattr(importlib.import_module(module_name), f"add_{name}_arguments")(sub)
     return parser
 
 
@@ -127,9 +130,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _check(args.config)
     if args.command == "run":
         return _run(args.config, args.verbose)
-    print(f"boomerang {args.command}: not available in version {__version__}; it "
-          f"{LATER[args.command]} and arrives in a later version", file=sys.stderr)
-    return 2
+    module_name, _ = SUBCOMMANDS[args.command]
+    result: int = getattr(importlib.import_module(module_name), f"run_{args.command}")(args)
+    return result
 
 
 if __name__ == "__main__":

@@ -80,13 +80,6 @@ def test_run_refuses_a_bad_config_before_starting(tmp_path: Path,
     assert "listening on" not in captured.out
 
 
-@pytest.mark.parametrize("command", ["demo", "calls", "cdr", "licence"])
-def test_later_subcommands_say_so_and_exit_2(command: str,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
-    assert main([command, "verify", "x"] if command == "licence" else [command]) == 2
-    assert "later version" in capsys.readouterr().err
-
-
 def options_request(transport: str, host: str, port: int, local_port: int, branch: str
                     ) -> bytes:
     return (

@@ -1,0 +1,1 @@
+"""``boomerang demo``: a whole callback in one process on loopback."""
