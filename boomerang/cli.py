@@ -72,13 +72,24 @@ def _init(output: str, force: bool) -> int:
 
 
 def _check(config: str) -> int:
+    from datetime import UTC, datetime
+
+    from .callback.licence import LicenceError, describe, entitlement, load_for_config
+
     try:
-        load_config(config)
+        loaded = load_config(config)
     except ConfigError as error:
         for problem in error.problems:
             print(problem, file=sys.stderr)
         return 2
+    try:
+        licence = load_for_config(loaded, today=datetime.now(UTC).date())
+    except LicenceError as error:
+        print(f"{config}: licence: {error}", file=sys.stderr)
+        return 2
     print(f"{config}: OK")
+    for line in describe(entitlement(loaded.extensions, licence)):
+        print(line)
     return 0
 
 

@@ -5,9 +5,20 @@ EVERY problem found, each as ``FILE:LINE: path.to.field: what is wrong; what
 would be right (example)``. Nothing starts half-configured: the server only
 runs on a file that validated completely.
 
-Version 0.1.0 serves SIP only: ``trunks``, ``extensions``, ``dids`` and
-``flows`` must be empty or absent; a non-empty one is refused (never
-silently ignored).
+The sections live in four modules: this one (``sip``, ``media``,
+``database``, the licence and its key, and the loader), ``config_calls``
+(``trunks``, ``extensions`` and their limits, ``registrar``, ``numbers``),
+``config_service`` (``records``, ``service``) and ``config_flows`` (``dids``
+and ``flows``, whose nodes are validated with each flow component's own
+``Params`` model and then checked as a graph by ``boomerang.flow.validate``).
+Checks across sections (a DID's trunk exists, a mobile is on one extension,
+numbers normalise with the right country) run when the ``Config`` is built,
+so a ``Config`` made in Python is checked like a file; each returns
+``(loc, text)`` pairs that the loader turns into lines.
+
+Validation never stops at the first problem of a section it can go past:
+a field error of one node still lets the other nodes, flows and sections be
+checked. Cross-section checks run once every field is valid.
 """
 
 from __future__ import annotations
@@ -42,11 +53,21 @@ from .config_base import Section, problem
 from .config_calls import (
     CALL_EXAMPLES,
     ExtensionSettings,
+    HoursRange,
     NumberingSettings,
     RegistrarSettings,
     TrunkSettings,
     cross_check,
 )
+from .config_flows import (
+    DID_EXAMPLES,
+    DidSettings,
+    build_flows,
+    cross_check_flows,
+)
+from .config_service import RecordsSettings, ServiceSettings, ed25519_public_key_file
+from .config_service import existing_file as _existing_file
+from .flow.model import Flow
 
 TRANSPORTS = ("udp", "tcp", "tls")
 DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
@@ -54,7 +75,6 @@ DEFAULT_PORTS = {"udp": 5060, "tcp": 5060, "tls": 5061}
 TONE_PLANS = ("de", "es", "eu", "fr", "gb", "it", "nl", "pl", "uk", "us")  # media/tones.py
 DIGEST_ALGORITHMS = ("MD5", "SHA-256", "SHA-512-256")
 DATABASE_SCHEMES = ("sqlite", "sqlite+aiosqlite", "postgresql", "postgresql+asyncpg")
-NOT_YET_SUPPORTED = ("dids", "flows")
 
 # What a right value looks like, by field path ([*] for any list index).
 EXAMPLES: dict[str, str] = {
@@ -80,7 +100,19 @@ EXAMPLES: dict[str, str] = {
     "media.tone_plan": "pl",
     "database": "sqlite:///boomerang.db",
     "licence": "null, or /etc/boomerang/licence.json",
+    "licence_public_key": "null, or /etc/boomerang/licence-key.pem",
+    "records": "records: {rate_table: rates.csv, currency: EUR}",
+    "records.rate_table": "null, or /etc/boomerang/rates.csv",
+    "records.currency": "EUR",
+    "records.roaming_rates": "{default: 1.50, PL: 0.80}",
+    "service": "service: {node_id: null, drain_grace_s: 30}",
+    "service.node_id": "null (the host name), or node-1",
+    "service.drain_grace_s": "30",
+    "service.metrics_listen": "null (no metrics endpoint), or 127.0.0.1:9464",
+    "service.lease_s": "120",
+    "service.poll_interval_s": "1.0",
     **CALL_EXAMPLES,
+    **DID_EXAMPLES,
 }
 
 
@@ -221,15 +253,6 @@ def parse_public_address(value: object) -> str:
                    "e.g. auto or 203.0.113.10")
 
 
-def _existing_file(value: Path, info: ValidationInfo, what: str, example: str) -> Path:
-    base = (info.context or {}).get("base_dir")
-    path = value if value.is_absolute() or base is None else Path(base) / value
-    if not path.is_file():
-        raise _problem(f"{what} file {str(value)!r} does not exist (looked for {str(path)!r}); "
-                       f"give the path of a readable file, e.g. {example}")
-    return path
-
-
 # -- the file shape -----------------------------------------------------------
 
 
@@ -349,20 +372,21 @@ class MediaSettings(_Section):
         return value.lower()
 
 
-def _not_yet(name: str) -> Any:
-    def check(value: object) -> object:
-        if value is None:
-            return []
-        if isinstance(value, (list, dict)) and not value:
-            return value
-        if isinstance(value, (list, dict)):
-            raise _problem(f"{name} are not supported in version {VERSION}; they arrive in a "
-                           f"later version: remove the section or leave it empty "
-                           f"({name}: {'{}' if isinstance(value, dict) else '[]'})")
-        raise _problem(f"{value!r} is not a list; in version {VERSION} leave it empty, "
-                       f"e.g. {name}: []")
+def _flows(value: Any, info: ValidationInfo) -> dict[str, Flow]:
+    base = (info.context or {}).get("base_dir")
+    flows, problems = build_flows(value, base_dir=None if base is None else Path(base),
+                                  tone_plans=TONE_PLANS, describe=_describe_node)
+    if problems:
+        raise _located(problems)
+    return flows
 
-    return PlainValidator(check)
+
+def _located(problems: list[tuple[tuple[int | str, ...], str]]) -> PydanticCustomError:
+    """Problems with their own locations; ``load_config_text`` lines them up."""
+    return PydanticCustomError(
+        "boomerang_cross_check", "{text}",
+        {"text": "\n".join(f"{_loc_path(loc)}: {text}" for loc, text in problems),
+         "problems": problems})
 
 
 class Config(_Section):
@@ -373,29 +397,35 @@ class Config(_Section):
     database: Annotated[DatabaseUrl, PlainValidator(parse_database)] = DatabaseUrl(
         "sqlite:///boomerang.db", "sqlite")
     licence: Path | None = None
+    licence_public_key: Path | None = None
     registrar: RegistrarSettings = RegistrarSettings()
     numbers: NumberingSettings = NumberingSettings()
     trunks: list[TrunkSettings] = []
     extensions: list[ExtensionSettings] = []
-    dids: Annotated[list[Any], _not_yet("dids")] = []
-    flows: Annotated[dict[str, Any] | list[Any], _not_yet("flows")] = {}
+    dids: list[DidSettings] = []
+    flows: Annotated[dict[str, Flow], PlainValidator(_flows)] = {}
+    records: RecordsSettings = RecordsSettings()
+    service: ServiceSettings = ServiceSettings()
 
-    @field_validator("trunks", "extensions", mode="before")
+    @field_validator("trunks", "extensions", "dids", mode="before")
     @classmethod
     def _null_is_empty(cls, value: Any) -> Any:
         return [] if value is None else value
+
+    @field_validator("records", "service", mode="before")
+    @classmethod
+    def _null_is_defaults(cls, value: Any) -> Any:
+        return {} if value is None else value
 
     @model_validator(mode="wrap")
     @classmethod
     def _cross_checks(cls, data: Any, handler: Any) -> Config:
         config: Config = handler(data)
         problems, update = cross_check(config)
-        if problems:
-            raise PydanticCustomError(
-                "boomerang_cross_check", "{text}",
-                {"text": "\n".join(f"{_loc_path(loc)}: {text}" for loc, text in problems),
-                 "problems": problems})
-        return config.model_copy(update=update)
+        flow_problems, flow_update = cross_check_flows(config)
+        if problems or flow_problems:
+            raise _located(problems + flow_problems)
+        return config.model_copy(update={**update, **flow_update})
 
     def trunk(self, name: str) -> TrunkSettings | None:
         return next((t for t in self.trunks if t.name == name), None)
@@ -403,12 +433,41 @@ class Config(_Section):
     def extension(self, number: str) -> ExtensionSettings | None:
         return next((e for e in self.extensions if e.number == number), None)
 
+    def flow(self, name: str) -> Flow | None:
+        return self.flows.get(name)
+
+    def did(self, number: str) -> DidSettings | None:
+        """The DID ``number`` reaches: E.164, or a form of the DID's trunk country."""
+        found = next((d for d in self.dids if d.number == number), None)
+        if found is not None:
+            return found
+        from .call import numbers
+
+        countries = {t.name: t.country for t in self.trunks}
+        by_country: dict[str, list[DidSettings]] = {}
+        for did in self.dids:
+            by_country.setdefault(countries.get(did.trunk, self.numbers.country), []).append(did)
+        for country, dids in by_country.items():  # one parse per country, not per DID
+            try:
+                e164 = numbers.normalise(number, country)
+            except numbers.NumberError:
+                continue
+            found = next((d for d in dids if d.number == e164), None)
+            if found is not None:
+                return found
+        return None
+
     @field_validator("licence")
     @classmethod
     def _licence_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         if value is None:
             return None
         return _existing_file(value, info, "licence", "/etc/boomerang/licence.json")
+
+    @field_validator("licence_public_key")
+    @classmethod
+    def _public_key(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return None if value is None else ed25519_public_key_file(value, info)
 
 
 # -- loading with line numbers ----------------------------------------------------
@@ -433,6 +492,9 @@ def _line_of(root: object, loc: tuple[int | str, ...]) -> int:
     node = root
     line = 1
     for part in loc:
+        if (isinstance(node, CommentedMap) and isinstance(part, str) and part not in node
+                and part.isdigit() and int(part) in node):
+            part = int(part)  # a menu key written 1, not "1"
         if isinstance(node, CommentedMap) and part in node:
             line = node.lc.key(part)[0] + 1
             node = node[part]
@@ -475,15 +537,29 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
-def _describe(error: Mapping[str, Any]) -> str:
+def _describe_node(error: Mapping[str, Any], params: type[BaseModel],
+                   example: str | None) -> str:
+    """``_describe`` for a field of a flow node (``params``: its component's model)."""
+    return _describe(error, known=sorted(params.model_fields), example=example or "")
+
+
+def _describe(error: Mapping[str, Any], *, known: list[str] | None = None,
+              example: str | None = None) -> str:
+    """What is wrong with one pydantic error, and what would be right.
+
+    ``known`` (the keys allowed where the error is) and ``example`` default to
+    what ``Config`` and ``EXAMPLES`` say about the error's location.
+    """
     loc: tuple[int | str, ...] = tuple(error["loc"])
     kind = error["type"]
-    example = EXAMPLES.get(_generic(loc))
+    if example is None:
+        example = EXAMPLES.get(_generic(loc))
     if kind == "boomerang_config":
         return str(error["ctx"]["text"])
     if kind == "extra_forbidden":
-        model = _model_at(loc[:-1])
-        known = sorted(model.model_fields) if model else []
+        if known is None:
+            model = _model_at(loc[:-1])
+            known = sorted(model.model_fields) if model else []
         key = str(loc[-1])
         close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
         guess = f"did you mean {close[0]!r}? " if close else ""
@@ -595,8 +671,9 @@ def load_config(path: str | Path) -> Config:
 
 STARTER_CONFIG = f"""\
 # Boomerang {VERSION} configuration. Check it with: boomerang check -c FILE
-# Every key is described in docs/CONFIG.md. DIDs and call flows arrive in a
-# later version; their sections must stay empty until then.
+# Every key is described in docs/CONFIG.md. The trunk, extension, DID and
+# flow below are the example of the documentation: a callback for Anna's
+# mobile through a carrier on this machine. Replace them with your own.
 
 sip:
   # Where to listen, as transport:address:port (udp, tcp or tls).
@@ -643,32 +720,56 @@ registrar:                     # phones registering to extensions
 #   company_number: "+48221234567"       # shown on external calls
 #   blocked_prefixes: ["+4870", "+48300"]
 #   premium_blocked: true                # premium-rate only with allow_premium
+#   timezone: Europe/Warsaw              # callback_hours are read in this zone
 
-# SIP trunks to your carrier. Example (remove the "# " of each line to use it):
-# trunks:
-#   - name: carrier
-#     host: 127.0.0.1                     # or a DNS name (SRV/A lookups)
-#     port: 5070                          # or null for a DNS SRV lookup
-#     transport: udp                      # udp | tcp | tls
-#     username: null                      # digest auth for outbound calls / REGISTER
-#     password: null
-#     register: false
-#     sources: [127.0.0.1/32]             # who may send us calls on this trunk
-#     country: PL                         # number normalisation
-#     dial_format: e164                   # e164 | national | international
-#     outside_prefix: "0"                 # dialled before external numbers
-#     caller_id_header: pai               # from | pai | rpid
-#     max_call_seconds: 0                 # 0 = unlimited
-trunks: []
+# SIP trunks to your carrier.
+trunks:
+  - name: carrier
+    host: 127.0.0.1                     # or a DNS name (SRV/A lookups)
+    port: 5070                          # or null for a DNS SRV lookup
+    transport: udp                      # udp | tcp | tls
+    username: null                      # digest auth for outbound calls / REGISTER
+    password: null
+    register: false
+    sources: [127.0.0.1/32]             # who may send us calls on this trunk
+    country: PL                         # number normalisation
+    dial_format: e164                   # e164 | national | international
+    caller_id_header: pai               # from | pai | rpid
+    max_call_seconds: 0                 # 0 = unlimited
 
-# Extensions: internal users; phones register with number and password.
-# extensions:
-#   - {{number: "101", name: Anna, password: s3cret, mobiles: ["+48600100200"],
-#      callback: true, transit: true}}
-extensions: []
+# Extensions: internal users; phones register with number and password
+# (change it). mobiles may ring the DID for a callback. Limits, e.g.:
+# max_minutes_per_day: 120, callback_hours: "07:00-22:00".
+extensions:
+  - {{number: "101", name: Anna, password: s3cret, mobiles: ["+48600100200"],
+     callback: true, transit: true}}
 
-dids: []
-flows: {{}}
+# Public numbers and the flow a call to each runs.
+dids:
+  - {{number: "+48221234567", trunk: carrier, flow: roaming}}
+
+# Call flows: lists of nodes; the first is the entry. Components: callback,
+# disa, dial, play, menu, hangup (docs/CONFIG.md lists their parameters).
+# next: NODE goes on after any outcome; next: {{busy: NODE, _: NODE}} branches.
+flows:
+  roaming:
+    - {{id: cb, type: callback, method: caller, caller_id: "+48221234567", delay: 5,
+       timeout: 5, next: tone}}
+    - {{id: tone, type: disa}}
+
+# Call records: cost and saving estimates. Example:
+# records:
+#   rate_table: rates.csv                # per destination prefix, per minute
+#   currency: EUR
+#   roaming_rates: {{default: 1.50, PL: 0.80}}
+
+# The callback service of this node. Example (the defaults):
+# service:
+#   node_id: null                        # null = the host name
+#   drain_grace_s: 30                    # on SIGTERM, calls may finish this long
+#   metrics_listen: null                 # e.g. 127.0.0.1:9464 for Prometheus
+#   lease_s: 120                         # a claimed callback job is this node's this long
+#   poll_interval_s: 1.0                 # how often due callbacks are looked for
 """
 
 
@@ -677,12 +778,17 @@ __all__ = [
     "Config",
     "ConfigError",
     "DatabaseUrl",
+    "DidSettings",
     "ExtensionSettings",
+    "Flow",
+    "HoursRange",
     "ListenAddress",
     "MediaSettings",
     "NumberingSettings",
     "PortRange",
+    "RecordsSettings",
     "RegistrarSettings",
+    "ServiceSettings",
     "SipSettings",
     "TlsSettings",
     "TrunkSettings",

@@ -1,18 +1,28 @@
-"""Settings of the calls issue: trunks, extensions, registrar, numbering.
+"""Settings of the calls: trunks, extensions (and their limits), registrar,
+numbering.
 
 Part of the file of SPEC §4; ``boomerang.config`` re-exports these models and
 runs ``cross_check`` when a ``Config`` is built, so nothing starts with two
 trunks of one name, a mobile on two extensions or a number that is not one.
 Mobiles, caller IDs and the company number come out in E.164, normalised
 with ``numbers.country``.
+
+An extension's ``callback_hours`` is a ``HoursRange`` read in the local time
+of ``numbers.timezone`` (``NumberingSettings.zone``): the service converts
+its UTC clock with it and asks ``hours.contains(local.time())``. Ranges
+may run overnight (``22:00-06:00``); ``null`` allows any time.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import re
 import warnings
+import zoneinfo
 from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, PlainValidator, field_validator, model_validator
@@ -61,6 +71,8 @@ CALL_EXAMPLES: dict[str, str] = {
     "extensions[*].max_concurrent_calls": "2 (0 = unlimited)",
     "extensions[*].allow_premium": "false",
     "extensions[*].max_contacts": "5",
+    "extensions[*].max_minutes_per_day": "120 (0 = unlimited)",
+    "extensions[*].callback_hours": '"07:00-22:00" (or null: any time)',
     "registrar": "registrar: {min_expires_s: 60, max_expires_s: 3600}",
     "registrar.min_expires_s": "60",
     "registrar.max_expires_s": "3600",
@@ -73,6 +85,7 @@ CALL_EXAMPLES: dict[str, str] = {
     "numbers.blocked_prefixes": '["+4870", "+48300"]',
     "numbers.blocked_prefixes[*]": '"+4870"',
     "numbers.premium_blocked": "true",
+    "numbers.timezone": "Europe/Warsaw",
 }
 
 
@@ -169,6 +182,63 @@ def _password(value: str | None) -> str | None:
     return value
 
 
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])|24:00")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HoursRange:
+    """Hours of the day, ``start`` included and ``end`` excluded, in local time.
+
+    An ``end`` before the ``start`` runs overnight (``22:00-06:00``);
+    ``00:00-24:00`` is the whole day (``end`` midnight is kept as 00:00).
+    """
+
+    start: time
+    end: time
+
+    def contains(self, moment: time) -> bool:
+        """True when the local time of day ``moment`` is inside the range."""
+        moment = moment.replace(tzinfo=None)
+        if self.start < self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end  # overnight, or the whole day
+
+    def __str__(self) -> str:
+        end = "24:00" if self.end == time(0) else f"{self.end:%H:%M}"
+        return f"{self.start:%H:%M}-{end}"
+
+
+def parse_hours(value: object) -> HoursRange:
+    """``"07:00-22:00"`` (24-hour clock, minutes required) into a ``HoursRange``."""
+    example = 'e.g. "07:00-22:00", "22:00-06:00" overnight, or null for any time'
+    text = value.replace(" ", "") if isinstance(value, str) else ""
+    first, dash, last = text.partition("-")
+    start, end = _CLOCK.fullmatch(first), _CLOCK.fullmatch(last)
+    if not dash or start is None or end is None or first == "24:00":
+        raise _problem(f"{value!r} is not a range of hours; write \"HH:MM-HH:MM\" on a "
+                       f"24-hour clock, {example}")
+    if first == last:
+        raise _problem(f"{value!r} starts and ends at the same time; for any time write "
+                       f"null, otherwise give two different times, {example}")
+    begin = time(int(start.group(1)), int(start.group(2)))
+    finish = time(0) if last == "24:00" else time(int(end.group(1)), int(end.group(2)))
+    return HoursRange(start=begin, end=finish)
+
+
+def parse_timezone(value: object) -> str:
+    if isinstance(value, str) and value:
+        try:
+            zoneinfo.ZoneInfo(value)
+            return value
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            pass
+    close = difflib.get_close_matches(str(value), sorted(zoneinfo.available_timezones()),
+                                      n=1, cutoff=0.6)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    raise _problem(f"{value!r} is not a time zone of the IANA database; {guess}write "
+                   "Area/City or UTC, e.g. Europe/Warsaw")
+
+
 Digits = Annotated[str, PlainValidator(parse_digits)]
 PhoneNumberText = Annotated[str, PlainValidator(parse_phone_number)]
 Region = Annotated[str, PlainValidator(parse_region)]
@@ -252,6 +322,10 @@ class ExtensionSettings(_Section):
     max_concurrent_calls: Count = 0
     allow_premium: bool = False
     max_contacts: Annotated[int, Field(ge=1, le=100)] = 5
+    # Callback limits (SPEC §3): minutes of callback calls a day (0: no cap)
+    # and the local hours (numbers.timezone) a trigger may get a callback.
+    max_minutes_per_day: Count = 0
+    callback_hours: Annotated[HoursRange, PlainValidator(parse_hours)] | None = None
 
     @field_validator("password")
     @classmethod
@@ -276,6 +350,12 @@ class NumberingSettings(_Section):
     company_number: PhoneNumberText | None = None
     blocked_prefixes: list[Annotated[str, PlainValidator(parse_prefix)]] = []
     premium_blocked: bool = True
+    timezone: Annotated[str, PlainValidator(parse_timezone)] = "UTC"
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        """The time zone in which ``callback_hours`` are read."""
+        return zoneinfo.ZoneInfo(self.timezone)
 
 
 Loc = tuple[int | str, ...]
@@ -373,12 +453,14 @@ def cross_check(config: Config) -> tuple[list[tuple[Loc, str]], dict[str, Any]]:
 __all__ = [
     "CALL_EXAMPLES",
     "ExtensionSettings",
+    "HoursRange",
     "IpNetwork",
     "NumberingSettings",
     "RegistrarSettings",
     "TrunkSettings",
     "cross_check",
     "parse_host",
+    "parse_hours",
     "parse_network",
     "parse_phone_number",
 ]

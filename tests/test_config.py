@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from datetime import UTC, time
 from pathlib import Path
 
 import pytest
@@ -19,12 +20,17 @@ from boomerang.config import (
     STARTER_CONFIG,
     Config,
     ConfigError,
+    DidSettings,
     ExtensionSettings,
+    HoursRange,
     ListenAddress,
+    RecordsSettings,
+    ServiceSettings,
     TrunkSettings,
     load_config,
     load_config_text,
 )
+from boomerang.config_calls import parse_hours
 
 FIXTURES = Path(__file__).parent / "fixtures" / "config"
 GOOD = sorted((FIXTURES / "good").glob("*.yaml"))
@@ -40,7 +46,7 @@ def test_fixture_folders_are_not_empty() -> None:
 def test_good_files_load(path: Path) -> None:
     config = load_config(path)
     assert config.sip.listen
-    assert config.dids == [] and config.flows in ([], {})
+    assert config.dids == [] and config.flows == {}  # DIDs and flows: test_config_flows.py
 
 
 @pytest.mark.parametrize("path", BAD, ids=[p.stem for p in BAD])
@@ -87,6 +93,21 @@ def test_defaults_of_a_minimal_file() -> None:
 def test_the_starter_config_is_valid() -> None:
     config = load_config_text(STARTER_CONFIG, "boomerang.yaml")
     assert [str(a) for a in config.sip.listen] == ["udp:0.0.0.0:5060", "tcp:0.0.0.0:5060"]
+
+
+def test_the_starter_config_holds_the_example_of_the_spec() -> None:
+    config = load_config_text(STARTER_CONFIG, "boomerang.yaml")
+    (carrier,) = config.trunks
+    assert (carrier.name, carrier.host, carrier.port, carrier.country) == (
+        "carrier", "127.0.0.1", 5070, "PL")
+    (anna,) = config.extensions
+    assert (anna.number, anna.mobiles, anna.callback, anna.transit) == (
+        "101", ["+48600100200"], True, True)
+    assert config.did("+48221234567") == DidSettings(
+        number="+48221234567", trunk="carrier", flow="roaming")
+    roaming = config.flows["roaming"]
+    assert [(n.id, n.type, n.branches) for n in roaming.nodes] == [
+        ("cb", "callback", {"_": "tone"}), ("tone", "disa", {})]
 
 
 def test_port_zero_is_allowed_for_an_ephemeral_port() -> None:
@@ -251,23 +272,88 @@ def _uncommented_example(text: str, section: str) -> str:
     return "\n".join(block)
 
 
-def test_the_starter_examples_are_valid_when_uncommented() -> None:
+def test_the_starter_examples_are_valid_when_uncommented(tmp_path: Path) -> None:
     text = STARTER_CONFIG
-    for section in ("trunks", "extensions"):
-        text = text.replace(f"\n{section}: []\n",
-                            f"\n{_uncommented_example(STARTER_CONFIG, section)}\n")
-    text += _uncommented_example(STARTER_CONFIG, "numbers") + "\n"
-    config = load_config_text(text, "starter.yaml")
-    assert [t.name for t in config.trunks] == ["carrier"]
-    assert config.trunks[0].sources == [ipaddress.ip_network("127.0.0.1/32")]
-    assert [e.number for e in config.extensions] == ["101"]
-    assert config.extensions[0].mobiles == ["+48600100200"]
+    for section in ("numbers", "records", "service"):
+        text += _uncommented_example(STARTER_CONFIG, section) + "\n"
+    (tmp_path / "rates.csv").write_text("prefix,per_minute\n+48,0.10\n")
+    config = load_config_text(text, "starter.yaml", base_dir=tmp_path)
     assert config.numbers.company_number == "+48221234567"
+    assert config.numbers.timezone == "Europe/Warsaw"
+    assert config.records.rate_table == tmp_path / "rates.csv"
+    assert config.records.roaming_rates == {"default": 1.50, "PL": 0.80}
+    assert config.service == ServiceSettings()  # the example shows the defaults
 
 
-def test_the_starter_config_as_written_has_no_trunk_or_extension() -> None:
-    config = load_config_text(STARTER_CONFIG, "boomerang.yaml")
-    assert config.trunks == [] and config.extensions == []
+# -- records, service, licence key, extension limits ---------------------------
+
+
+def test_records_service_and_limits_are_typed() -> None:
+    path = FIXTURES / "good" / "service_records_limits.yaml"
+    config = load_config(path)
+    assert config.licence_public_key == path.parent / "../keys/ed25519_public.pem"
+    assert config.records == RecordsSettings(
+        rate_table=path.parent / "../rates.csv", currency="PLN",
+        roaming_rates={"default": 1.5, "PL": 0.8, "DE": 0.0})
+    assert config.service == ServiceSettings(
+        node_id="node-1", drain_grace_s=10, metrics_listen="[::1]:9464", lease_s=60,
+        poll_interval_s=0.5)
+    assert config.numbers.timezone == "Europe/Warsaw"
+    assert config.numbers.zone.key == "Europe/Warsaw"
+    anna, piotr, ewa = config.extensions
+    assert anna.max_minutes_per_day == 120 and piotr.max_minutes_per_day == 0
+    assert str(anna.callback_hours) == "07:00-22:00"
+    assert str(piotr.callback_hours) == "22:00-06:00"
+    assert str(ewa.callback_hours) == "00:00-24:00"
+
+
+def test_defaults_of_records_service_and_limits() -> None:
+    config = load_config(FIXTURES / "good" / "minimal.yaml")
+    assert config.records == RecordsSettings(rate_table=None, currency="EUR", roaming_rates={})
+    assert config.service == ServiceSettings(node_id=None, drain_grace_s=30.0,
+                                             metrics_listen=None, lease_s=120.0,
+                                             poll_interval_s=1.0)
+    assert config.licence_public_key is None
+    assert config.numbers.timezone == "UTC"
+    extension = ExtensionSettings(number="101")
+    assert extension.max_minutes_per_day == 0 and extension.callback_hours is None
+
+
+@pytest.mark.parametrize(("hours", "inside", "outside"), [
+    ("07:00-22:00", ["07:00", "12:00", "21:59:59"], ["06:59:59", "22:00", "23:30", "00:00"]),
+    ("22:00-06:00", ["22:00", "23:59", "00:00", "05:59"], ["06:00", "12:00", "21:59"]),
+    ("00:00-24:00", ["00:00", "12:00", "23:59:59"], []),
+    ("18:30-24:00", ["18:30", "23:59"], ["00:00", "18:29"]),
+])
+def test_callback_hours_contain_the_times_of_day_inside(hours: str, inside: list[str],
+                                                         outside: list[str]) -> None:
+    window = parse_hours(hours)
+    assert str(window) == hours
+    assert all(window.contains(time.fromisoformat(t)) for t in inside)
+    assert not any(window.contains(time.fromisoformat(t)) for t in outside)
+
+
+def test_callback_hours_ignore_the_zone_of_an_aware_time() -> None:
+    window = parse_hours("07:00-22:00")
+    assert window.contains(time(8, 0, tzinfo=UTC))
+    assert HoursRange(start=time(7), end=time(22)) == window
+
+
+@pytest.mark.parametrize("listen, expected", [
+    ("127.0.0.1:9464", "127.0.0.1:9464"),
+    ("[::1]:9464", "[::1]:9464"),
+    ("Metrics.Example.com:0", "metrics.example.com:0"),
+])
+def test_metrics_listen_is_normalised_host_and_port(listen: str, expected: str) -> None:
+    assert ServiceSettings(metrics_listen=listen).metrics_listen == expected
+    host, _, port = expected.rpartition(":")
+    assert int(port) >= 0 and host
+
+
+def test_service_and_records_may_be_null_for_their_defaults() -> None:
+    config = load_config_text("sip: {listen: [udp:127.0.0.1:0]}\nrecords:\nservice:\n",
+                              "x.yaml")
+    assert config.records == RecordsSettings() and config.service == ServiceSettings()
 
 
 def test_session_expires_below_min_se_is_refused_with_the_fix() -> None:

@@ -258,6 +258,7 @@ class CallManager:
         self._media_legs: dict[tuple[str, str], CallLeg] = {}
         self._allocating: dict[str, set[asyncio.Task[tuple[str, int]]]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._record_fields: dict[int, dict[str, Any]] = {}
         if getattr(relay, "on_event", None) is None and hasattr(relay, "on_event"):
             relay.on_event = self.relay_event
 
@@ -493,9 +494,12 @@ class CallManager:
 
     async def originate(self, target: Target, *, caller_id: str, ring_timeout_s: float | None,
                         correlation_id: str | None = None, owner_extension: str | None = None,
-                        display_name: str | None = None) -> OutboundCall:
+                        display_name: str | None = None, leg_kind: LegKind | None = None,
+                        record_fields: dict[str, Any] | None = None) -> OutboundCall:
         """Place a call (see the module doc); raises ``CallRefused`` when it
-        cannot even start. The legs' INVITEs are out when this returns."""
+        cannot even start. The legs' INVITEs are out when this returns.
+        ``leg_kind`` and ``record_fields`` (e.g. ``callback_target``,
+        ``attempts``) go into its call record."""
         if owner_extension is not None:
             owner = self.config.extension(owner_extension)
             if owner is not None and over_concurrent_cap(self.calls, owner,
@@ -547,9 +551,12 @@ class CallManager:
             call.ended.add_done_callback(lambda _: trunk.release_channel())
             self._limit_duration(call, trunk)
         self._track(call)
-        self._keep_record(call, LegKind.DESTINATION if trunk is not None else LegKind.INTERNAL,
-                          trunk=trunk.name if trunk is not None else None,
-                          dialed_destination=_dialled(target))
+        if record_fields:
+            self.annotate(call, **record_fields)
+        kind = leg_kind or (LegKind.DESTINATION if trunk is not None else LegKind.INTERNAL)
+        self._keep_record(call, kind, trunk=trunk.name if trunk is not None else None,
+                          dialed_destination=None if kind is LegKind.CALLBACK
+                          else _dialled(target))
         for leg, _ in forks:
             leg.start()
         return call
@@ -646,6 +653,13 @@ class CallManager:
         wall = self.wall_clock() - (self.scheduler.time() - loop_time)
         return datetime.fromtimestamp(wall, UTC)
 
+    def annotate(self, call: AnyCall, **fields: Any) -> None:
+        """Fields the call's record gets when it ends (``trigger_did``,
+        ``trigger_caller``, ``callback_target``, ``owner_extension``...)."""
+        if self.store is None:
+            return
+        self._record_fields.setdefault(id(call), {}).update(fields)
+
     def _keep_record(self, call: AnyCall, kind: LegKind, *, trunk: str | None,
                      dialed_destination: str | None) -> None:
         if self.store is not None:
@@ -658,14 +672,22 @@ class CallManager:
             correlation_id=call.correlation_id, leg_kind=kind,
             started_at=self._utc_at(call.started_at), owner_extension=call.owner_extension,
             trunk=trunk, dialed_destination=dialed_destination, call_id=call.call_id))
-        cause = await call.ended
+        try:
+            cause = await call.ended
+        finally:
+            extra = self._record_fields.pop(id(call), None)
+        result = result_of(cause, call.answered_at is not None)
+        if extra:
+            result = CallResult(extra.pop("result", result))
+        if extra:
+            await records.update(record.id, **extra)
         if call.answered_at is not None:
             await records.answer(record.id, self._utc_at(call.answered_at))
             if call.call_id != record.call_id:  # the fork that answered
                 await records.update(record.id, call_id=call.call_id)
         await records.finish(record.id, ended_at=self._utc_at(call.ended_at or call.started_at),
-                             result=result_of(cause, call.answered_at is not None),
-                             sip_status=cause.sip_status, q850_cause=cause.q850_cause)
+                             result=result, sip_status=cause.sip_status,
+                             q850_cause=cause.q850_cause)
 
 
 def _dialled(target: Target) -> str:

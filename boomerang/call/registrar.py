@@ -586,17 +586,20 @@ class Registrar:
         return Request("OPTIONS", binding.contact_uri, headers)
 
 
-async def open_registrar(endpoint: Endpoint) -> Registrar | None:
-    """For ``serve``: a started registrar on its own store (``config.database``),
-    or None when the config has no extensions. ``close()`` closes the store."""
+async def open_registrar(endpoint: Endpoint, store: Store | None = None) -> Registrar | None:
+    """For ``serve``: a started registrar, or None when the config has no
+    extensions. On ``store`` when given (the caller closes it), else on its
+    own store of ``config.database`` which ``close()`` closes."""
     config = endpoint.config
     if not config.extensions or "REGISTER" in endpoint.handlers:
         return None
-    from ..store import open_store
+    owns_store = store is None
+    if store is None:
+        from ..store import open_store
 
-    store = await open_store(config.database.url)
+        store = await open_store(config.database.url)
     registrar = Registrar.for_config(endpoint, store=store)
-    registrar._owns_store = True
+    registrar._owns_store = owns_store
     try:
         await registrar.start()
     except BaseException:

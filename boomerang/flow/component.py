@@ -23,6 +23,7 @@ never swallow ``CancelledError``.
 
 from __future__ import annotations
 
+import builtins
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import field_validator
@@ -66,7 +67,7 @@ class Component:
     """Base of every flow component (see the module doc)."""
 
     type: ClassVar[str]
-    Params: ClassVar[type[ComponentParams]]
+    Params: ClassVar[builtins.type[ComponentParams]]
     outcomes: ClassVar[tuple[str, ...]]
     help: ClassVar[str]
     collects_input: ClassVar[bool] = False
