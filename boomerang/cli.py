@@ -82,10 +82,18 @@ def _check(config: str) -> int:
         for problem in error.problems:
             print(problem, file=sys.stderr)
         return 2
+    from .callback.rates import RateTableError, load_rates
+
     try:
         licence = load_for_config(loaded, today=datetime.now(UTC).date())
     except LicenceError as error:
         print(f"{config}: licence: {error}", file=sys.stderr)
+        return 2
+    try:
+        load_rates(loaded.records)
+    except RateTableError as error:
+        for problem in error.problems:
+            print(problem, file=sys.stderr)
         return 2
     print(f"{config}: OK")
     for line in describe(entitlement(loaded.extensions, licence)):

@@ -83,8 +83,9 @@ class RecordsSettings(Section):
 
     rate_table: Path | None = None
     currency: str = "EUR"
-    # Per minute, what the user would have paid calling directly from abroad,
-    # by ISO country of the mobile's network, or "default" for any other.
+    # Per minute, what a user abroad would have paid calling the destination
+    # directly from the mobile, by ISO country of the destination (the
+    # company's country for an extension), or "default" for any other.
     roaming_rates: dict[str, float] = {}
 
     @field_validator("rate_table")

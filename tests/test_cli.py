@@ -46,7 +46,11 @@ def test_check_prints_ok_for_a_good_file(tmp_path: Path,
     main(["init", "-o", str(target)])
     capsys.readouterr()
     assert main(["check", "-c", str(target)]) == 0
-    assert capsys.readouterr().out.strip() == f"{target}: OK"
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{target}: OK"
+    # the starter has one callback mobile: DEMO mode covers it, nothing refused
+    assert any(line.startswith("DEMO mode") for line in lines[1:])
+    assert not any("refused" in line for line in lines[1:])
 
 
 def test_check_lists_every_problem_and_exits_2(tmp_path: Path,

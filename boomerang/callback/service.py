@@ -58,6 +58,7 @@ from .attempt import AttemptOutcome, AttemptResult
 from .authorise import TriggerDecision, authorise_trigger
 from .identity import caller_identity
 from .metrics import ServiceMetrics
+from .rates import RateTable, estimate_story
 
 if TYPE_CHECKING:
     from ..call.manager import CallManager
@@ -69,6 +70,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DRAINING_STATUS = 503
+# After a story, how long its legs' records may take to be written (50 x 0.1 s).
+ESTIMATE_WAIT_STEPS = 50
+ESTIMATE_WAIT_STEP_S = 0.1
 
 
 class CallbackService:
@@ -76,7 +80,7 @@ class CallbackService:
 
     def __init__(self, manager: CallManager, config: Config, *, store: Store,
                  runner: FlowRunner, entitled: frozenset[str],
-                 metrics: ServiceMetrics | None = None,
+                 metrics: ServiceMetrics | None = None, rates: RateTable | None = None,
                  wall_clock: Callable[[], float] = time.time) -> None:
         self.manager = manager
         self.config = config
@@ -84,6 +88,7 @@ class CallbackService:
         self.runner = runner
         self.entitled = entitled
         self.metrics = metrics or ServiceMetrics()
+        self.rates = rates
         self.wall_clock = wall_clock
         self.scheduler: CallbackScheduler | None = None
         self.draining = False
@@ -237,7 +242,27 @@ class CallbackService:
         if result.story is not None:
             self.stories.add(result.story)
             result.story.add_done_callback(self.stories.discard)
+            if self.rates is not None:
+                task = asyncio.ensure_future(self._estimate(result.story, job.correlation_id))
+                self.stories.add(task)
+                task.add_done_callback(self.stories.discard)
         return result
+
+    async def _estimate(self, story: asyncio.Task[Any], correlation_id: str) -> None:
+        """Cost and saving of a story once it ended and its records are written."""
+        with contextlib.suppress(BaseException):
+            await asyncio.shield(story)
+        records = self.store.records
+        for _ in range(ESTIMATE_WAIT_STEPS):
+            legs = await records.query(CallRecordFilter(correlation_id=correlation_id))
+            if legs and all(leg.ended_at is not None for leg in legs):
+                break
+            await asyncio.sleep(ESTIMATE_WAIT_STEP_S)
+        try:
+            await estimate_story(records, correlation_id, self.rates, self.config.records,
+                                 self.config.numbers.country)
+        except Exception:
+            log.exception("correlation_id=%s cost estimate failed", correlation_id)
 
     # -- draining --------------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from boomerang.store import (
     NewCallRecord,
     Store,
 )
+from boomerang.store.records import LegEstimate
 
 
 def _leg(now: datetime, **changes: object) -> NewCallRecord:
@@ -106,8 +107,7 @@ async def test_totals_per_extension_and_period(store: Store, now: datetime) -> N
     await leg("102", 50, 51, 71, CallResult.ANSWERED)
     await leg("101", 86_400, 86_401, 86_411, CallResult.ANSWERED)  # the next day
 
-    day = {"since": now, "until": now + timedelta(days=1)}
-    totals = await store.records.totals(**day)
+    totals = await store.records.totals(since=now, until=now + timedelta(days=1))
     assert [(t.owner_extension, t.legs, t.answered_legs, t.duration_s, t.billable_s)
             for t in totals] == [("101", 3, 2, 142.0, 90.0), ("102", 1, 1, 21.0, 20.0)]
     assert totals[0].cost_estimate == pytest.approx(0.75)
@@ -115,3 +115,86 @@ async def test_totals_per_extension_and_period(store: Store, now: datetime) -> N
     assert totals[1].cost_estimate is None
     only_101 = await store.records.totals(owner_extension="101")
     assert [(t.legs, t.billable_s) for t in only_101] == [(4, 100.0)]
+
+
+async def test_set_estimates_writes_every_row_or_none(store: Store, now: datetime) -> None:
+    first = await store.records.insert(_leg(now))
+    second = await store.records.insert(_leg(now, leg_kind=LegKind.DESTINATION))
+    await store.records.set_estimates([
+        LegEstimate(record_id=first.id, cost_estimate=0.125, saving_estimate=1.625,
+                    currency="EUR"),
+        LegEstimate(record_id=second.id, cost_estimate=0.05, saving_estimate=None,
+                    currency="EUR")])
+    stored = {r.id: (r.cost_estimate, r.saving_estimate, r.currency)
+              for r in await store.records.query()}
+    assert stored == {first.id: (0.125, 1.625, "EUR"), second.id: (0.05, None, "EUR")}
+
+    with pytest.raises(KeyError):
+        await store.records.set_estimates([
+            LegEstimate(record_id=first.id, cost_estimate=9.0, saving_estimate=9.0,
+                        currency="PLN"),
+            LegEstimate(record_id=second.id + 1000, cost_estimate=1.0, saving_estimate=None,
+                        currency="PLN")])
+    unchanged = await store.records.get(first.id)
+    assert unchanged is not None and unchanged.cost_estimate == 0.125  # rolled back
+
+
+async def test_live_lists_the_legs_not_ended(store: Store, now: datetime) -> None:
+    ended = await store.records.insert(_leg(now))
+    running = await store.records.insert(_leg(now + timedelta(seconds=5),
+                                              leg_kind=LegKind.DESTINATION))
+    earlier = await store.records.insert(_leg(now - timedelta(seconds=5),
+                                              leg_kind=LegKind.TRIGGER))
+    await store.records.finish(ended.id, ended_at=now + timedelta(seconds=9),
+                               result=CallResult.ANSWERED)
+    assert [leg.id for leg in await store.records.live()] == [earlier.id, running.id]
+
+
+async def test_summarise_per_extension_day_and_month_with_filters(
+    store: Store, now: datetime
+) -> None:
+    async def leg(extension: str | None, start: datetime, billable_s: float,
+                  cost: float | None, currency: str | None = "EUR",
+                  kind: LegKind = LegKind.CALLBACK) -> None:
+        record = await store.records.insert(_leg(start, owner_extension=extension,
+                                                 leg_kind=kind))
+        await store.records.answer(record.id, start)
+        if cost is not None:
+            await store.records.update(record.id, cost_estimate=cost,
+                                       saving_estimate=cost * 2, currency=currency)
+        await store.records.finish(record.id, ended_at=start + timedelta(seconds=billable_s),
+                                   result=CallResult.ANSWERED)
+
+    late = now.replace(hour=23, minute=59, second=59)  # still the 15th in UTC
+    await leg("101", now, 60, 0.25)
+    await leg("101", late, 30, 0.5)
+    await leg("101", now + timedelta(days=1), 10, 1.0)
+    await leg("101", now + timedelta(days=20), 20, None, currency=None)  # February
+    await leg("102", now, 40, 0.125)
+    await leg(None, now, 0, None, currency=None, kind=LegKind.TRIGGER)
+
+    by_day = await store.records.summarise(period="day")
+    assert [(t.period, t.owner_extension, t.legs, t.estimated_legs, t.billable_s,
+             t.cost_estimate, t.saving_estimate, t.currency) for t in by_day] == [
+        ("2030-01-15", "101", 2, 2, 90.0, 0.75, 1.5, "EUR"),
+        ("2030-01-15", "102", 1, 1, 40.0, 0.125, 0.25, "EUR"),
+        ("2030-01-15", None, 1, 0, 0.0, None, None, None),
+        ("2030-01-16", "101", 1, 1, 10.0, 1.0, 2.0, "EUR"),
+        ("2030-02-04", "101", 1, 0, 20.0, None, None, None),
+    ]
+    by_month = await store.records.summarise(CallRecordFilter(owner_extension="101"),
+                                             period="month")
+    assert [(t.period, t.legs, t.billable_s, t.cost_estimate) for t in by_month] == [
+        ("2030-01", 3, 100.0, 1.75), ("2030-02", 1, 20.0, None)]
+    whole = await store.records.summarise(CallRecordFilter(leg_kind=LegKind.CALLBACK))
+    assert [(t.period, t.owner_extension, t.legs, t.answered_legs) for t in whole] == [
+        (None, "101", 4, 4), (None, "102", 1, 1)]
+
+
+async def test_summarise_never_adds_up_two_currencies(store: Store, now: datetime) -> None:
+    for cost, currency in ((0.25, "EUR"), (1.0, "PLN")):
+        record = await store.records.insert(_leg(now))
+        await store.records.update(record.id, cost_estimate=cost, currency=currency)
+    [totals] = await store.records.summarise()
+    assert (totals.legs, totals.estimated_legs, totals.mixed_currency, totals.cost_estimate,
+            totals.currency) == (2, 2, True, None, None)
