@@ -3,14 +3,22 @@
 States and who moves a job between them::
 
     create()            -> pending
-    claim_due()/claim() pending -> claimed        (attempts + 1, lease set)
+    claim_due()/claim()/claim_ids()
+                        pending -> claimed        (attempts + 1, lease set)
     mark_running()      claimed -> running        (lease optionally extended)
+    release_unstarted() claimed -> pending        (attempts - 1: never started)
     renew_lease()       claimed|running, same node: lease extended
     finish()            claimed|running -> done | failed
     reschedule()        claimed|running -> pending  (retry at due_at)
+    update_held_many()  mark_running()/finish()/reschedule() of many held jobs,
+                        one commit for the lot (the scheduler's group commit)
     cancel()            pending -> cancelled
+    advance()           pending: due_at moved earlier
     release_expired_leases()
                         claimed|running with lease_expires_at <= now
+                        -> pending (or failed when attempts are used up)
+    release_node()      claimed|running by one node, lease or not (that node
+                        restarted: its attempts died with it)
                         -> pending (or failed when attempts are used up)
 
 The guarantee, exactly:
@@ -44,6 +52,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -66,6 +75,22 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LEASE_S = 120.0
 _HELD_STATES = (JobState.CLAIMED, JobState.RUNNING)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeldJobUpdate:
+    """One change to a job the node holds, for ``update_held_many``:
+
+    - ``state`` RUNNING: ``mark_running`` (lease extended to ``lease_expires_at``)
+    - DONE or FAILED: ``finish`` with ``result`` as ``last_result``
+    - PENDING: ``reschedule`` for another attempt at ``retry_at``
+    """
+
+    job_id: int
+    state: JobState
+    result: str | None = None
+    retry_at: datetime | None = None
+    lease_expires_at: datetime | None = None
 
 
 def job_from_row(row: RowMapping) -> CallbackJob:
@@ -208,6 +233,38 @@ class CallbackJobRepository:
             row = (await connection.execute(statement)).mappings().one_or_none()
         return None if row is None else job_from_row(row)
 
+    async def claim_ids(
+        self, job_ids: Sequence[int], node_id: str, now: datetime, *,
+        lease_s: float = DEFAULT_LEASE_S,
+    ) -> list[CallbackJob]:
+        """Claim those of ``job_ids`` still pending (due or not), in one
+        transaction: the scheduler's batched ``claim()``.
+
+        The others (held by another node, finished, cancelled, unknown) are
+        left out of the result. Same atomicity as ``claim_due``: on
+        PostgreSQL the rows are locked with ``FOR UPDATE SKIP LOCKED`` first,
+        so two nodes claiming overlapping batches never wait on or deadlock
+        with each other; a row another node is claiming is simply not ours.
+        """
+        if not job_ids:
+            return []
+        ids: Sequence[int] = list(job_ids)
+        async with self._database.write() as connection:
+            if self._database.dialect_name == POSTGRESQL:
+                locked = await connection.execute(
+                    sa.select(callback_jobs.c.id)
+                    .where(callback_jobs.c.id.in_(ids),
+                           callback_jobs.c.state == JobState.PENDING.value)
+                    .order_by(callback_jobs.c.id)
+                    .with_for_update(skip_locked=True))
+                ids = [row[0] for row in locked]
+                if not ids:
+                    return []
+            statement = self._claim_statement(node_id, now, lease_s).where(
+                callback_jobs.c.id.in_(ids))
+            rows = (await connection.execute(statement)).mappings().all()
+        return sorted((job_from_row(row) for row in rows), key=lambda j: (j.due_at, j.id))
+
     def _claim_statement(self, node_id: str, now: datetime, lease_s: float) -> sa.Update:
         return (
             sa.update(callback_jobs)
@@ -232,6 +289,27 @@ class CallbackJobRepository:
             values["lease_expires_at"] = now + timedelta(seconds=lease_s)
         return await self._update_held(job_id, node_id, values,
                                        from_states=(JobState.CLAIMED,))
+
+    async def release_unstarted(
+        self, job_ids: Sequence[int], node_id: str, now: datetime
+    ) -> list[CallbackJob]:
+        """Hand back jobs ``node_id`` claimed but never started (still
+        ``claimed``, not ``running``): pending again, and the claim's attempt
+        is not counted. Returns the jobs changed."""
+        if not job_ids:
+            return []
+        statement = (
+            sa.update(callback_jobs)
+            .where(callback_jobs.c.id.in_(list(job_ids)),
+                   callback_jobs.c.state == JobState.CLAIMED.value,
+                   callback_jobs.c.claimed_by == node_id)
+            .values(state=JobState.PENDING.value, attempts=callback_jobs.c.attempts - 1,
+                    claimed_by=None, claimed_at=None, lease_expires_at=None, updated_at=now)
+            .returning(*callback_jobs.c)
+        )
+        async with self._database.write() as connection:
+            rows = (await connection.execute(statement)).mappings().all()
+        return [job_from_row(row) for row in rows]
 
     async def renew_lease(self, job_id: int, node_id: str, now: datetime, lease_s: float) -> bool:
         """Extend the lease of a job this node holds; False if it lost it."""
@@ -267,6 +345,84 @@ class CallbackJobRepository:
                   "updated_at": self._utc_now()}
         return await self._update_held(job_id, node_id, values, from_states=_HELD_STATES)
 
+    async def update_held_many(
+        self, updates: Sequence[HeldJobUpdate], node_id: str
+    ) -> list[bool]:
+        """Apply many ``HeldJobUpdate`` to jobs ``node_id`` holds in one
+        transaction: one commit (one fsync) and at most four statements
+        however many updates. Returns, per update, whether it was applied
+        (False: the node does not hold that job, as with ``finish``). All or
+        nothing if the transaction fails. A job may appear twice (running,
+        then its outcome): running marks are applied first.
+        """
+        if not updates:
+            return []
+        for update in updates:
+            if update.state is JobState.PENDING and update.retry_at is None:
+                raise ValueError(f"job {update.job_id}: a retry needs retry_at")
+            if update.state is JobState.RUNNING and update.lease_expires_at is None:
+                raise ValueError(f"job {update.job_id}: running needs lease_expires_at")
+            if update.state in (JobState.DONE, JobState.FAILED, JobState.PENDING) \
+                    and update.result is None:
+                raise ValueError(f"job {update.job_id}: an outcome needs a result")
+            if update.state in (JobState.CLAIMED, JobState.CANCELLED):
+                raise ValueError(f"job {update.job_id}: cannot update to {update.state}")
+        now = self._utc_now()
+        held = (
+            sa.select(callback_jobs.c.id, callback_jobs.c.state)
+            .where(callback_jobs.c.id.in_({update.job_id for update in updates}),
+                   callback_jobs.c.state.in_([state.value for state in _HELD_STATES]),
+                   callback_jobs.c.claimed_by == node_id)
+        )
+        if self._database.dialect_name == POSTGRESQL:  # SQLite: BEGIN IMMEDIATE locks
+            held = held.order_by(callback_jobs.c.id).with_for_update()
+        by_id = callback_jobs.c.id == sa.bindparam("b_id")
+        async with self._database.write() as connection:
+            state_of = {row[0]: row[1] for row in await connection.execute(held)}
+            running = [{"b_id": u.job_id, "b_lease": u.lease_expires_at, "b_now": now}
+                       for u in updates
+                       if u.state is JobState.RUNNING
+                       and state_of.get(u.job_id) == JobState.CLAIMED.value]
+            finished = [{"b_id": u.job_id, "b_state": u.state.value, "b_result": u.result,
+                         "b_now": now}
+                        for u in updates
+                        if u.state in (JobState.DONE, JobState.FAILED) and u.job_id in state_of]
+            retried = [{"b_id": u.job_id, "b_result": u.result, "b_due_at": u.retry_at,
+                        "b_now": now}
+                       for u in updates if u.state is JobState.PENDING and u.job_id in state_of]
+            # executemany: one round trip per kind of update
+            if running:
+                await connection.execute(
+                    sa.update(callback_jobs).where(by_id).values(
+                        state=JobState.RUNNING.value, lease_expires_at=sa.bindparam("b_lease"),
+                        updated_at=sa.bindparam("b_now")),
+                    running)
+            if finished:
+                await connection.execute(
+                    sa.update(callback_jobs).where(by_id).values(
+                        state=sa.bindparam("b_state"), last_result=sa.bindparam("b_result"),
+                        lease_expires_at=None, updated_at=sa.bindparam("b_now")),
+                    finished)
+            if retried:
+                await connection.execute(
+                    sa.update(callback_jobs).where(by_id).values(
+                        state=JobState.PENDING.value, due_at=sa.bindparam("b_due_at"),
+                        last_result=sa.bindparam("b_result"), claimed_by=None,
+                        claimed_at=None, lease_expires_at=None,
+                        updated_at=sa.bindparam("b_now")),
+                    retried)
+        applied = [update.job_id in state_of and (
+                       update.state is not JobState.RUNNING
+                       or state_of[update.job_id] == JobState.CLAIMED.value)
+                   for update in updates]
+        for update, changed in zip(updates, applied, strict=True):
+            if not changed:
+                log.warning("job_id=%d update to %s not applied: not held by %s%s",
+                            update.job_id, update.state, node_id,
+                            " (or already running)" if update.state is JobState.RUNNING
+                            else "")
+        return applied
+
     async def cancel(self, job_id: int, result: str = "cancelled") -> bool:
         """Cancel a job nobody holds yet; False if it is not pending."""
         statement = (
@@ -279,34 +435,64 @@ class CallbackJobRepository:
         async with self._database.write() as connection:
             return (await connection.execute(statement)).rowcount == 1
 
+    async def advance(self, job_id: int, due_at: datetime) -> bool:
+        """Bring a pending job forward to ``due_at``; False (nothing changed)
+        when it is not pending or already due at or before ``due_at``."""
+        statement = (
+            sa.update(callback_jobs)
+            .where(callback_jobs.c.id == job_id,
+                   callback_jobs.c.state == JobState.PENDING.value,
+                   callback_jobs.c.due_at > due_at)
+            .values(due_at=due_at, updated_at=self._utc_now())
+        )
+        async with self._database.write() as connection:
+            return (await connection.execute(statement)).rowcount == 1
+
     async def release_expired_leases(self, now: datetime) -> list[CallbackJob]:
         """Requeue jobs whose node let the lease run out (it died, or hung).
 
         Returns the jobs changed: back to pending, or failed when their
         attempts are used up (``last_result`` = ``lease_expired``).
         """
-        expired = sa.and_(
-            callback_jobs.c.state.in_([state.value for state in _HELD_STATES]),
-            callback_jobs.c.lease_expires_at <= now,
-        )
+        return await self._release(callback_jobs.c.lease_expires_at <= now, now,
+                                   "lease_expired")
+
+    async def release_node(
+        self, node_id: str, now: datetime, result: str = "interrupted"
+    ) -> list[CallbackJob]:
+        """Requeue every job ``node_id`` holds, whatever its lease says.
+
+        For a node that knows its own attempts are gone: it restarted after
+        a crash (the previous incarnation died holding them), or it stopped
+        and cancelled them. The interrupted attempt counts: back to pending,
+        or failed when the attempts are used up (``last_result`` = ``result``).
+        """
+        return await self._release(callback_jobs.c.claimed_by == node_id, now, result)
+
+    async def _release(
+        self, which: sa.ColumnElement[bool], now: datetime, result: str
+    ) -> list[CallbackJob]:
+        held = sa.and_(
+            callback_jobs.c.state.in_([state.value for state in _HELD_STATES]), which)
         exhausted = callback_jobs.c.attempts >= callback_jobs.c.max_attempts
         common = {"claimed_by": None, "claimed_at": None, "lease_expires_at": None,
-                  "last_result": "lease_expired", "updated_at": now}
+                  "last_result": result, "updated_at": now}
         async with self._database.write() as connection:
             failed = await connection.execute(
-                sa.update(callback_jobs).where(expired, exhausted)
+                sa.update(callback_jobs).where(held, exhausted)
                 .values(state=JobState.FAILED.value, **common).returning(*callback_jobs.c)
             )
             failed_rows = failed.mappings().all()
             requeued = await connection.execute(
-                sa.update(callback_jobs).where(expired, sa.not_(exhausted))
+                sa.update(callback_jobs).where(held, sa.not_(exhausted))
                 .values(state=JobState.PENDING.value, **common).returning(*callback_jobs.c)
             )
             requeued_rows = requeued.mappings().all()
         released = [job_from_row(row) for row in (*requeued_rows, *failed_rows)]
         for job in released:
-            log.warning("callback job %d: lease expired, now %s (attempt %d of %d)",
-                        job.id, job.state, job.attempts, job.max_attempts)
+            log.warning("job_id=%d correlation_id=%s released (%s): now %s (attempt %d of %d)",
+                        job.id, job.correlation_id, result, job.state, job.attempts,
+                        job.max_attempts)
         return released
 
     async def _update_held(
