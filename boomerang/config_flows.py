@@ -32,7 +32,7 @@ import difflib
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import BaseModel, PlainValidator, ValidationError, field_validator
 
@@ -195,9 +195,7 @@ def _build_node(raw: Any, loc: Loc, *, base_dir: Path | None, tone_plans: tuple[
                                          f"{', '.join(known)}"))
         return None
     component = COMPONENTS[node_type]
-    # ``Component.type`` shadows the builtin in the class body, so mypy misreads
-    # the annotation of ``Params``; the registry holds models.
-    model = cast("type[ComponentParams]", component.Params)
+    model = component.Params
     data = dict(raw)
     choices = data.get("choices")
     if isinstance(choices, Mapping):  # YAML reads an unquoted key 1 as a number

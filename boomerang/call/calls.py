@@ -5,17 +5,22 @@
 place. Both are built by listening to the legs' call-control events; they
 never read a SIP message.
 
+- Both: ``ended`` (a future of the ``EndCause``), ``hangup()``, and media
+  where Boomerang terminates the call itself (before a bridge): ``await
+  attach_media_session()`` gives the leg's ``MediaSession`` (tones,
+  prompts, digits; see media_session.py), then ``play_tone(name)``,
+  ``stop_tone()`` and ``digits()`` are shortcuts to it. SIP INFO DTMF
+  (``application/dtmf-relay``, ``application/dtmf``) of the leg goes to
+  its session, merged there with RFC 4733 and in-band digits.
 - ``InboundCall``: ``ring()``, ``progress()``, ``await answer()`` (returns
   once the ACK arrived; raises ``CallEndedError`` if the call ended first),
-  ``reject(status, cause)``, ``hangup()``, ``ended`` (a future of the
-  ``EndCause``), and with a media session attached (``await
-  attach_media_session()``): ``play_tone(name)``, ``stop_tone()`` and
-  ``digits()``. SIP INFO DTMF of the leg goes to the session.
+  ``reject(status, cause)``.
 - ``OutboundCall``: ``await outcome()`` resolves when a fork answers
   (``Outcome.ANSWERED``) or when every fork ended (the best failure:
   busy first). Cancelling the task awaiting ``outcome()`` sends CANCEL
   to every fork. The first fork to answer wins; the others get CANCEL.
-  ``hangup()`` ends the call whatever its state.
+  ``hangup()`` ends the call whatever its state. Its media is the
+  answered fork's: attach a session after the answer.
 """
 
 from __future__ import annotations
@@ -101,6 +106,55 @@ class _Call:
         for listener in list(self.listeners):
             listener(event)
 
+    # -- media (the subclasses say which port) ---------------------------------------
+
+    @property
+    def call_id(self) -> str:
+        raise NotImplementedError
+
+    def _port(self) -> RelayMediaPort:
+        raise NotImplementedError
+
+    def _info(self, event: InfoReceived, port: RelayMediaPort) -> None:
+        """A DTMF INFO of the leg of ``port`` goes to its session, if any."""
+        session = port.session
+        if session is None or not event.content_type \
+                or not is_dtmf_content_type(event.content_type):
+            return
+        try:
+            session.info_digit(parse_dtmf_info(event.content_type, event.body))
+        except DtmfBodyError as error:
+            log.info("call_id=%s INFO not a digit: %s", event.call_id, error.detail)
+
+    async def attach_media_session(self) -> MediaSession:
+        """The leg's media session (opened once; the same one afterwards)."""
+        return await self._port().open_session()
+
+    @property
+    def session(self) -> MediaSession | None:
+        """The media session attached, None before ``attach_media_session``
+        or after the bridge took the media over."""
+        return self._port().session
+
+    def _session(self) -> MediaSession:
+        session = self._port().session
+        if session is None:
+            raise MediaSessionError(f"call_id={self.call_id}: no media session attached")
+        return session
+
+    def play_tone(self, name: str = "dial") -> None:
+        self._session().play_tone(name)
+
+    def stop_tone(self) -> None:
+        self._session().stop_tone()
+
+    async def digits(self) -> AsyncIterator[DigitEvent]:
+        """Starts a digit collection; yields digits until it ends."""
+        session = self._session()
+        session.start_collecting()
+        async for event in session.digits():
+            yield event
+
 
 class InboundCall(_Call):
     """An INVITE we received (see the module doc)."""
@@ -120,24 +174,17 @@ class InboundCall(_Call):
     def call_id(self) -> str:
         return self.leg.call_id
 
+    def _port(self) -> RelayMediaPort:
+        return self.media
+
     def _on_event(self, event: CallEvent) -> None:
         if isinstance(event, CallAnswered):
             self._set_answered(event.time)
         elif isinstance(event, CallEnded):
             self._set_ended(event.cause, event.time)
         elif isinstance(event, InfoReceived):
-            self._info(event)
+            self._info(event, self.media)
         self._tell(event)
-
-    def _info(self, event: InfoReceived) -> None:
-        session = self.media.session
-        if session is None or not event.content_type \
-                or not is_dtmf_content_type(event.content_type):
-            return
-        try:
-            session.info_digit(parse_dtmf_info(event.content_type, event.body))
-        except DtmfBodyError as error:
-            log.info("call_id=%s INFO not a digit: %s", self.call_id, error.detail)
 
     # -- the calls ---------------------------------------------------------------------
 
@@ -165,30 +212,6 @@ class InboundCall(_Call):
         """End the call the way its state needs (reject before the answer, BYE after)."""
         if not self.leg.ended:
             end_leg(self.leg, cause)
-
-    # -- media -------------------------------------------------------------------------
-
-    async def attach_media_session(self) -> MediaSession:
-        return await self.media.open_session()
-
-    def _session(self) -> MediaSession:
-        session = self.media.session
-        if session is None:
-            raise MediaSessionError(f"call_id={self.call_id}: no media session attached")
-        return session
-
-    def play_tone(self, name: str = "dial") -> None:
-        self._session().play_tone(name)
-
-    def stop_tone(self) -> None:
-        self._session().stop_tone()
-
-    async def digits(self) -> AsyncIterator[DigitEvent]:
-        """Starts a digit collection; yields digits until it ends."""
-        session = self._session()
-        session.start_collecting()
-        async for event in session.digits():
-            yield event
 
 
 class OutboundCall(_Call):
@@ -223,6 +246,9 @@ class OutboundCall(_Call):
     def call_id(self) -> str:
         return self.leg.call_id
 
+    def _port(self) -> RelayMediaPort:
+        return self.media
+
     def _listener_for(self, leg: UacLeg) -> Callable[[CallEvent], None]:
         return lambda event: self._on_event(leg, event)
 
@@ -250,6 +276,8 @@ class OutboundCall(_Call):
         elif isinstance(event, CallRinging | InfoReceived) and self.winner is not None \
                 and leg is not self.winner:
             return
+        if isinstance(event, InfoReceived):
+            self._info(event, self.media_of[id(leg)])
         self._tell(event)
 
     def _finish(self, cause: EndCause, when: float) -> None:

@@ -9,6 +9,16 @@ configured from the ``NegotiatedMedia`` of the leg's offer/answer:
   else on the session's own ``call_later`` schedule); ``stop_tone()`` ends
   it. A tone that starts again keeps the SSRC and moves the RTP timestamp
   on by the time spent silent, with the marker bit set.
+- ``await play_prompt(path_or_frames, repeat=n)`` plays a WAV prompt on the
+  same stream, encoded once per (file, codec, ptime) by a ``PromptCache``
+  (share one per process: ``session.prompts``), and returns True when it
+  played to its end, False when something stopped it (a key, another
+  tone, the session closing). ``await play_tone_for(name, duration_s)``
+  plays a tone for a while, the same way. One playback at a time: each
+  new one replaces the last.
+- A key press stops an *interruptible* playback (the default; the dial
+  tone stops at the first key, a menu prompt is barged into);
+  ``interruptible=False`` lets an announcement or an error tone finish.
 - Received RTP is demultiplexed by payload type: telephone-event packets
   go to a ``TelephoneEventReceiver`` (RFC 4733), G.711 audio is decoded and
   fed to a ``GoertzelDetector`` (in-band DTMF); both are replaced when the
@@ -17,10 +27,12 @@ configured from the ``NegotiatedMedia`` of the leg's offer/answer:
   which drops the copies of one key press that arrive by several routes.
 - ``events`` (an ``asyncio.Queue``) receives the accepted ``DigitReceived``
   and the ``DigitCollectionEnded`` of ``start_collecting``; ``digits()``
-  iterates them until the collection ends.
-- The tone stops at the first key press: as soon as a telephone-event
-  packet or the in-band detector reports a key down (before the digit is
-  final), or when any digit is accepted.
+  iterates them until the collection ends; ``await next_digit(timeout_s)``
+  takes one key press (a menu choice, a confirmation), ``clear_digits()``
+  forgets the keys pressed before a question was asked.
+- An interruptible tone stops at the first key press: as soon as a
+  telephone-event packet or the in-band detector reports a key down
+  (before the digit is final), or when any digit is accepted.
 - ``close()`` cancels the timers and the tone and gives the ports back.
 
 The protocol work stays in ``boomerang.media``; this module only wires it
@@ -35,6 +47,7 @@ import logging
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
@@ -46,6 +59,7 @@ from ..media.dtmf_inband import SAMPLE_RATE as INBAND_SAMPLE_RATE
 from ..media.dtmf_inband import GoertzelDetector
 from ..media.dtmf_info import DtmfInfo
 from ..media.dtmf_rfc4733 import TelephoneEventReceiver
+from ..media.prompts import PromptFrames, load_prompt
 from ..media.relay import LegMedia
 from ..media.rtp import RtpError, RtpPacket
 from ..media.stream import RtpSender
@@ -64,6 +78,82 @@ RandomBits = Callable[[int], int]
 
 class MediaSessionError(RuntimeError):
     """The session cannot do what was asked (not configured, no such codec)."""
+
+
+# The reason a playback that reached its end stops with.
+FINISHED = "finished"
+
+
+class PromptCache:
+    """WAV prompts encoded once per (file, codec, ptime) for a process.
+
+    A miss reads and encodes the file in a worker thread (resampling costs
+    a few milliseconds per second of audio; the loop keeps pacing other
+    streams meanwhile); concurrent misses of one key share that work.
+    Errors (a missing file, not a PCM WAV) are raised to every waiter and
+    not cached, so a fixed file is picked up on the next call.
+    """
+
+    __slots__ = ("_encoded", "_loading")
+
+    def __init__(self) -> None:
+        self._encoded: dict[tuple[Path, str, int], PromptFrames] = {}
+        self._loading: dict[tuple[Path, str, int], asyncio.Future[PromptFrames]] = {}
+
+    def __len__(self) -> int:
+        return len(self._encoded)
+
+    async def frames(self, path: Path | str, codec: Codec, ptime_ms: int = 20
+                     ) -> PromptFrames:
+        key = (Path(path), codec.name, ptime_ms)
+        found = self._encoded.get(key)
+        if found is not None:
+            return found
+        loading = self._loading.get(key)
+        if loading is None:
+            loading = asyncio.ensure_future(asyncio.to_thread(_encode_file, key[0], codec,
+                                                              ptime_ms))
+            self._loading[key] = loading
+            loading.add_done_callback(lambda done: self._loaded(key, done))
+        return await asyncio.shield(loading)
+
+    def _loaded(self, key: tuple[Path, str, int], done: asyncio.Future[PromptFrames]) -> None:
+        self._loading.pop(key, None)
+        if not done.cancelled() and done.exception() is None:
+            self._encoded[key] = done.result()
+
+
+def _encode_file(path: Path, codec: Codec, ptime_ms: int) -> PromptFrames:
+    return load_prompt(path.read_bytes(), codec, ptime_ms)
+
+
+class _PromptPlayer:
+    """Frames of a prompt, ``repeat`` times, then silence; ``at_end`` is
+    called once, when the frame after the last one is asked for (the last
+    frame has been sent: its 20 ms are on their way)."""
+
+    __slots__ = ("_at_end", "_count", "_frames", "_index", "_rounds_left", "_silence")
+
+    def __init__(self, prompt: PromptFrames, repeat: int, at_end: Callable[[], None]) -> None:
+        self._frames = prompt.frames
+        self._count = len(prompt.frames)
+        self._silence = prompt.silence
+        self._rounds_left = max(1, repeat)
+        self._index = 0
+        self._at_end: Callable[[], None] | None = at_end
+
+    def next_frame(self) -> bytes:
+        if self._index >= self._count and self._rounds_left > 1:
+            self._rounds_left -= 1
+            self._index = 0
+        if self._index < self._count:
+            frame = self._frames[self._index]
+            self._index += 1
+            return frame
+        at_end, self._at_end = self._at_end, None
+        if at_end is not None:
+            at_end()
+        return self._silence
 
 
 class _OwnSchedule:
@@ -126,7 +216,10 @@ class MediaSession:
         "_detector",
         "_detector_codec",
         "_digit_timer",
+        "_interruptible",
         "_loop",
+        "_playback",
+        "_prompt_player",
         "_random_bits",
         "_remote_ssrc",
         "_stream",
@@ -141,6 +234,7 @@ class MediaSession:
         "history",
         "negotiated",
         "pacer",
+        "prompts",
         "ptime_ms",
         "sender",
         "telephone_event_payload_type",
@@ -163,8 +257,10 @@ class MediaSession:
         pacer: Pacer | None = None,
         random_bits: RandomBits = secrets.randbits,
         clock: Callable[[], float] = time.monotonic,
+        prompts: PromptCache | None = None,
     ) -> None:
         self.endpoint = endpoint
+        self.prompts = prompts if prompts is not None else PromptCache()
         self.call_id = call_id
         self.tone_bank = tone_bank
         self.tone_plan = tone_plan(plan) if isinstance(plan, str) else plan
@@ -181,6 +277,9 @@ class MediaSession:
         self._audio_codecs: dict[int, Codec] = {}
         self.sender: RtpSender | None = None
         self._stream: PacedStream | _OwnSchedule | None = None
+        self._playback: asyncio.Future[str] | None = None
+        self._interruptible = True
+        self._prompt_player: _PromptPlayer | None = None
         self.tone_name: str | None = None
         self.tone_started_at: float | None = None
         self.tone_stop_reason: str | None = None
@@ -242,7 +341,12 @@ class MediaSession:
         payload_type = media.codec.payload_type
         if self.sender is None or self.codec is not codec or self.ptime_ms != media.ptime_ms \
                 or self.sender.payload_type != payload_type:
-            restart = self.tone_name if self._stream is not None else None
+            # a tone goes on in the new codec; a prompt (encoded for the old one) stops
+            restart = self.tone_name if self._stream is not None \
+                and self._prompt_player is None else None
+            playback = self._playback if restart is not None else None
+            if playback is not None:
+                self._playback = None  # not over: the tone goes on
             self.stop_tone(reason="renegotiated")
             self.codec = codec
             self.ptime_ms = media.ptime_ms
@@ -253,23 +357,104 @@ class MediaSession:
                 initial_timestamp=self._random_bits(32))
             self.endpoint.sender = self.sender
             if restart is not None:
-                self.play_tone(restart)
+                self._start(self._tone_frames(restart), restart)
+                self._playback = playback
         log.debug("call_id=%s media %s:%d %s/%d ms, telephone-event %s", self.call_id,
                   media.remote_address, media.remote_port, codec.name, media.ptime_ms,
                   media.telephone_event_payload_type)
 
-    # -- tones ---------------------------------------------------------------------
+    # -- tones and prompts -------------------------------------------------------
 
-    def play_tone(self, name: str = "dial") -> None:
-        """Send the plan's tone ``name`` until ``stop_tone`` (or the first key)."""
+    def play_tone(self, name: str = "dial", *, interruptible: bool = True
+                  ) -> asyncio.Future[str]:
+        """Send the plan's tone ``name`` until ``stop_tone`` (or, when
+        ``interruptible``, the first key). The future resolves with the
+        reason it stopped."""
+        self._check_ready("play_tone")
+        self.stop_tone(reason="replaced")
+        self._start(self._tone_frames(name), name)
+        return self._new_playback(interruptible)
+
+    async def play_tone_for(self, name: str, duration_s: float, *,
+                            interruptible: bool = False) -> bool:
+        """Play tone ``name`` for ``duration_s``; True when it played that long,
+        False when something stopped it first. Cancelling stops it."""
+        playback = self.play_tone(name, interruptible=interruptible)
+        try:
+            await asyncio.wait_for(asyncio.shield(playback), duration_s)
+        except TimeoutError:
+            if self._playback is playback:
+                self.stop_tone(reason=FINISHED)
+            return True
+        except asyncio.CancelledError:
+            if self._playback is playback:
+                self.stop_tone(reason="cancelled")
+            raise
+        return False
+
+    async def play_prompt(self, prompt: PromptFrames | Path | str, *, repeat: int = 1,
+                          interruptible: bool = True) -> bool:
+        """Play a WAV prompt (a path, encoded through ``prompts``, or frames
+        already encoded for this session's codec) ``repeat`` times; True when
+        it played to its end, False when something stopped it first.
+        Cancelling stops it."""
+        self._check_ready("play_prompt")
+        assert self.codec is not None
+        if not isinstance(prompt, PromptFrames):
+            path = Path(prompt)
+            prompt = await self.prompts.frames(path, self.codec, self.ptime_ms)
+            self._check_ready("play_prompt")  # the call may have ended meanwhile
+            if prompt.codec is not self.codec or prompt.ptime_ms != self.ptime_ms:
+                # renegotiated while it loaded: encode again for the new codec
+                prompt = await self.prompts.frames(path, self.codec, self.ptime_ms)
+        if prompt.codec is not self.codec or prompt.ptime_ms != self.ptime_ms:
+            raise MediaSessionError(
+                f"call_id={self.call_id}: prompt encoded for {prompt.codec.name}/"
+                f"{prompt.ptime_ms} ms, the session sends {self.codec.name}/{self.ptime_ms} ms")
+        self.stop_tone(reason="replaced")
+
+        def at_end() -> None:
+            self._loop.call_soon(self._prompt_ended, player)
+
+        player = _PromptPlayer(prompt, repeat, at_end)
+        self._start(player.next_frame, "prompt")
+        self._prompt_player = player
+        playback = self._new_playback(interruptible)
+        log.info("call_id=%s prompt of %d ms x%d", self.call_id, prompt.duration_ms,
+                 max(1, repeat))
+        try:
+            return await asyncio.shield(playback) == FINISHED
+        except asyncio.CancelledError:
+            if self._playback is playback:
+                self.stop_tone(reason="cancelled")
+            raise
+
+    def _prompt_ended(self, player: _PromptPlayer) -> None:
+        if self._prompt_player is player:
+            self.stop_tone(reason=FINISHED)
+
+    def _check_ready(self, what: str) -> None:
         if self.closed:
             raise MediaSessionError(f"call_id={self.call_id}: session closed")
         if self.sender is None or self.codec is None:
-            raise MediaSessionError(f"call_id={self.call_id}: play_tone before configure")
-        self.stop_tone(reason="replaced")
+            raise MediaSessionError(f"call_id={self.call_id}: {what} before configure")
+
+    def _tone_frames(self, name: str) -> Callable[[], bytes]:
+        assert self.codec is not None
         player: TonePlayer = self.tone_bank.player(self.tone_plan.tone(name), self.codec,
                                                    self.ptime_ms)
+        return player.next_frame
+
+    def _new_playback(self, interruptible: bool) -> asyncio.Future[str]:
+        playback: asyncio.Future[str] = self._loop.create_future()
+        self._playback = playback
+        self._interruptible = interruptible
+        return playback
+
+    def _start(self, frames: Callable[[], bytes], name: str) -> None:
+        """Start a stream of ``frames`` (nothing may be playing)."""
         sender = self.sender
+        assert sender is not None and self.codec is not None
         now = self.clock()
         if self.tone_stopped_at is not None:
             # Keep the RTP clock running across the silence (RFC 3550 §5.1).
@@ -278,27 +463,39 @@ class MediaSession:
         sender.start_talkspurt()
         if self.pacer is not None:
             self._stream = self.pacer.start(send=self.endpoint.send_rtp, sender=sender,
-                                            frames=player.next_frame, ptime_ms=self.ptime_ms)
+                                            frames=frames, ptime_ms=self.ptime_ms)
         else:
             self._stream = _OwnSchedule(send=self.endpoint.send_rtp, sender=sender,
-                                        frames=player.next_frame, ptime_s=self.ptime_ms / 1000,
+                                        frames=frames, ptime_s=self.ptime_ms / 1000,
                                         clock=self.clock, loop=self._loop)
         self.tone_name = name
         self.tone_started_at = now
         self.tone_stop_reason = None
-        log.info("call_id=%s playing %s tone (%s, %s, %d ms)", self.call_id, name,
-                 self.tone_plan.country, self.codec.name, self.ptime_ms)
+        log.info("call_id=%s playing %s (%s, %s, %d ms)", self.call_id,
+                 f"{name} tone" if name != "prompt" else "prompt", self.tone_plan.country,
+                 self.codec.name, self.ptime_ms)
 
     def stop_tone(self, *, reason: str = "stopped") -> None:
+        """Stop whatever plays (a tone or a prompt); its playback resolves with ``reason``."""
         stream = self._stream
         if stream is None:
             return
         stream.stop()
         self._stream = None
+        self._prompt_player = None
         self.tone_stopped_at = self.clock()
         self.tone_stop_reason = reason
-        log.info("call_id=%s %s tone stopped (%s) after %d frames", self.call_id,
-                 self.tone_name, reason, stream.frames_sent)
+        log.info("call_id=%s %s stopped (%s) after %d frames", self.call_id,
+                 f"{self.tone_name} tone" if self.tone_name != "prompt" else "prompt",
+                 reason, stream.frames_sent)
+        playback, self._playback = self._playback, None
+        if playback is not None and not playback.done():
+            playback.set_result(reason)
+
+    def _key_down(self, reason: str) -> None:
+        """A key went down: an interruptible playback stops."""
+        if self._stream is not None and self._interruptible:
+            self.stop_tone(reason=reason)
 
     # -- digits ------------------------------------------------------------------
 
@@ -322,6 +519,27 @@ class MediaSession:
             if isinstance(event, DigitCollectionEnded):
                 return
 
+    async def next_digit(self, timeout_s: float | None = None) -> DigitReceived | None:
+        """The next key press (one pressed earlier and not yet taken counts),
+        or None when none came within ``timeout_s`` (None: wait for ever)."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    event = await self.events.get()
+                    if isinstance(event, DigitReceived):
+                        return event
+        except TimeoutError:
+            return None
+
+    def clear_digits(self) -> int:
+        """Forget the events not taken yet (keys pressed before a question
+        was asked); returns how many there were."""
+        dropped = 0
+        while not self.events.empty():
+            self.events.get_nowait()
+            dropped += 1
+        return dropped
+
     def _digits(self, digits: list[DigitReceived], now: float) -> None:
         if self.closed:
             return
@@ -331,7 +549,7 @@ class MediaSession:
                     self.history.append(event)
                     log.info("call_id=%s digit %s (%s)", self.call_id, event.digit,
                              event.source)
-                    self.stop_tone(reason=f"key {event.digit}")
+                    self._key_down(f"key {event.digit}")
                 else:
                     self._ended(event)
                 self.events.put_nowait(event)
@@ -362,7 +580,7 @@ class MediaSession:
                                       sequence_number=packet.sequence_number,
                                       marker=packet.marker, payload=packet.payload, now=now)
             if receiver.active_digit is not None:
-                self.stop_tone(reason=f"key {receiver.active_digit} down")
+                self._key_down(f"key {receiver.active_digit} down")
             self._digits(digits, now)
             return
         codec = self._audio_codecs.get(payload_type)
@@ -384,7 +602,7 @@ class MediaSession:
         detector = self._detector
         digits = detector.feed(samples, now)
         if detector.active_digit is not None:
-            self.stop_tone(reason=f"key {detector.active_digit} down")
+            self._key_down(f"key {detector.active_digit} down")
         if digits:
             self._digits(digits, now)
 
@@ -432,4 +650,4 @@ class MediaSession:
                   self.call_id, self.frames_sent, self.endpoint.packets_received)
 
 
-__all__ = ["MediaSession", "MediaSessionError"]
+__all__ = ["FINISHED", "MediaSession", "MediaSessionError", "PromptCache"]

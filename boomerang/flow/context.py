@@ -10,7 +10,12 @@ layer never reads a SIP message.
 ``values`` carries what one node hands to the next (``digits`` collected,
 ``inter_digit_timeout_s`` from the callback node for the dial tone).
 ``observer`` is told what happens (metrics, the demo's timeline); it must
-not block.
+not block. ``prompts`` is the process's cache of encoded WAV prompts
+(the runner's), given to every media session the story opens.
+
+``active_call()`` is the call the flow runs on (an error when there is
+none); ``await media_session()`` attaches (once) and returns its
+``MediaSession`` for tones, prompts and digits.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from ..call.calls import AnyCall
     from ..call.manager import CallManager
+    from ..call.media_session import MediaSession, PromptCache
     from ..config import Config, ExtensionSettings
     from ..config_flows import DidSettings
     from ..store import CallbackJob
@@ -72,6 +78,20 @@ class FlowContext:
     job: CallbackJob | None = None         # the callback job, on the callback side
     values: dict[str, Any] = field(default_factory=dict)
     observer: FlowObserver = field(default_factory=NullObserver)
+    prompts: PromptCache | None = None     # shared encoded prompts (None: per session)
+
+    def active_call(self) -> AnyCall:
+        """The call the flow runs on; RuntimeError when the story has none."""
+        if self.call is None:
+            raise RuntimeError(f"story {self.correlation_id}: the flow has no call")
+        return self.call
+
+    async def media_session(self) -> MediaSession:
+        """The active call's media session, attached on first use."""
+        session = await self.active_call().attach_media_session()
+        if self.prompts is not None:
+            session.prompts = self.prompts
+        return session
 
 
 __all__ = ["FlowContext", "FlowObserver", "NullObserver"]

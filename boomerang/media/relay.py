@@ -31,7 +31,10 @@ What it does to each packet from leg X to its peer Y:
 - **Payload-type mapping**: a codec negotiated under different payload
   types on the two legs is renumbered; so is telephone-event. When Y has
   no telephone-event, X's events are decoded (``dtmf_rfc4733``) and
-  reported as ``DigitReported`` instead of relayed.
+  reported as ``DigitReported`` instead of relayed. ``report_digits(X)``
+  asks for X's events to be decoded and reported even while they are
+  relayed (``**`` during a bridged call); a leg nobody asked about costs
+  one flag test per packet.
 - **Counters** per leg: packets and octets in and out, dropped packets, and
   the RFC 3550 loss and jitter of the current input SSRC (``stream.py``).
 - **No-media timeout**: a leg that should send (its direction receives)
@@ -320,8 +323,8 @@ class RelayLeg:
     __slots__ = ("clock_rate", "created_at", "input_ssrc", "last_received_at", "media", "name",
                  "next_rtcp_at", "octets_received", "output", "packets_dropped",
                  "packets_lost_before", "packets_received", "payload_types", "peer",
-                 "peer_payload_types", "receiver", "rtcp_latch", "rtcp_packets_received",
-                 "rtp_latch", "telephone_events", "timed_out")
+                 "peer_payload_types", "receiver", "reports_digits", "rtcp_latch",
+                 "rtcp_packets_received", "rtp_latch", "telephone_events", "timed_out")
 
     def __init__(self, name: str, now: float, *, latching: bool, relatch_after_s: float) -> None:
         self.name = name
@@ -339,6 +342,7 @@ class RelayLeg:
         self.input_ssrc: int | None = None
         self.receiver: ReceiverStatistics | None = None
         self.telephone_events: TelephoneEventReceiver | None = None
+        self.reports_digits = False  # decode relayed telephone-events too
         self.packets_received = 0
         self.octets_received = 0
         self.packets_dropped = 0
@@ -455,6 +459,12 @@ class RelayCall:
         self._map_payload_types(a)
         self._map_payload_types(b)
 
+    def report_digits(self, name: str, on: bool = True) -> None:
+        """Also decode leg ``name``'s telephone-events that are relayed to
+        its peer and report them as ``DigitReported`` (only this leg's, never
+        its peer's). Events the peer cannot take are reported anyway."""
+        self.leg(name).reports_digits = on
+
     def unbridge(self, name: str) -> None:
         leg = self.leg(name)
         if leg.peer is not None:
@@ -522,6 +532,10 @@ class RelayCall:
         if ssrc != leg.input_ssrc:
             if receiver is not None:
                 leg.packets_lost_before += receiver.cumulative_lost
+            if leg.telephone_events is not None:
+                # a new stream numbers its events afresh (one receiver per SSRC)
+                self._add_digits(leg, leg.telephone_events.handle_timer(float("inf")), now)
+                leg.telephone_events = None
             receiver = leg.receiver = ReceiverStatistics(ssrc=ssrc, clock_rate=leg.clock_rate)
             leg.input_ssrc = ssrc
         assert receiver is not None
@@ -546,6 +560,10 @@ class RelayCall:
             else:
                 leg.packets_dropped += 1
             return None
+        if leg.reports_digits:
+            media = leg.media
+            if media is not None and payload_type == media.telephone_event_payload_type:
+                self._report_digits(leg, data, sequence_number, timestamp, second, now)
         out_sequence = (sequence_number + output.sequence_offset) & 0xFFFF
         out_timestamp = (timestamp + output.timestamp_offset) & 0xFFFFFFFF
         marker = second & 0x80

@@ -15,6 +15,14 @@ the SDP sent to that leg), ``update`` each leg with what its SDP said
 (again after a re-INVITE), ``bridge`` the two legs, ``stats`` at will,
 ``release`` at the end. Events (``MediaTimedOut``, ``DigitReported``,
 ``SourceLatched``, ``SourceChanged``) go to the ``on_event`` callback.
+
+Digits of one bridged leg (``**`` in disa): ``PythonMediaRelay.
+watch_digits(call_id, leg, on_digit)`` hands every DTMF digit that leg sends
+(RFC 4733 telephone-events, decoded although they are relayed) to
+``on_digit``, never its peer's; ``None`` stops it. Nothing is decoded for a
+leg nobody watches. The rtpengine backend has no such hook, and a leg
+cannot leave rtpengine for a dial tone anyway: ``**`` is not available
+with it.
 """
 
 from __future__ import annotations
@@ -26,10 +34,12 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from ..media.digits import DigitReceived
 from ..media.relay import (
     DEFAULT_NO_MEDIA_TIMEOUT_S,
     Address,
     CallStats,
+    DigitReported,
     LegMedia,
     RelayCall,
     RelayError,
@@ -41,6 +51,7 @@ from .rtp_socket import DatagramHandler, PortAllocator, SocketPair, open_socket_
 log = logging.getLogger(__name__)
 
 EventCallback = Callable[[RelayEvent], None]
+DigitCallback = Callable[[DigitReceived], None]
 
 
 class MediaRelay(Protocol):
@@ -73,8 +84,8 @@ class MediaRelay(Protocol):
 class _LegBinding:
     """One leg's sockets, feeding the call's relay core."""
 
-    __slots__ = ("call", "clock", "leg", "name", "owner", "peer_leg", "peer_sendto", "sockets",
-                 "tap")
+    __slots__ = ("call", "clock", "leg", "name", "on_digit", "owner", "peer_leg", "peer_sendto",
+                 "sockets", "tap")
 
     def __init__(self, owner: _PythonCall, name: str, leg: RelayLeg,
                  clock: Callable[[], float]) -> None:
@@ -87,6 +98,7 @@ class _LegBinding:
         self.peer_leg: RelayLeg | None = None
         self.peer_sendto: Callable[[bytes | bytearray, Address], None] | None = None
         self.tap: DatagramHandler | None = None
+        self.on_digit: DigitCallback | None = None
 
     def rtp_received(self, data: bytes, source: Address) -> None:
         tap = self.tap
@@ -133,6 +145,8 @@ class _PythonCall:
 
     def dispatch(self) -> None:
         for event in self.relay.pop_events():
+            if isinstance(event, DigitReported):
+                self._digit(event)
             if self.on_event is not None:
                 try:
                     self.on_event(event)
@@ -144,6 +158,17 @@ class _PythonCall:
             if binding is not None and binding.sockets is not None \
                     and not binding.sockets.closed:
                 binding.sockets.rtcp_transport.sendto(packet, target)
+
+    def _digit(self, event: DigitReported) -> None:
+        binding = self.bindings.get(event.leg)
+        on_digit = binding.on_digit if binding is not None else None
+        if on_digit is None:
+            return
+        try:
+            on_digit(event.digit)
+        except Exception:
+            log.exception("call %s: digit handler of leg %s failed", self.relay.call_id,
+                          event.leg)
 
     def arm(self, *, force: bool = False) -> None:
         deadline = self.relay.next_deadline()
@@ -182,6 +207,7 @@ class _PythonCall:
                 binding.sockets.close()
             binding.peer_leg = None
             binding.peer_sendto = None
+            binding.on_digit = None
         self.bindings.clear()
         self.on_event = None
 
@@ -270,6 +296,13 @@ class PythonMediaRelay:
         terminating the leg before the bridge); None stops it. The relay
         still sees them: counters, latching and the no-media timeout go on."""
         self._call(call_id).bindings[leg].tap = tap
+
+    def watch_digits(self, call_id: str, leg: str, on_digit: DigitCallback | None) -> None:
+        """Hand the DTMF digits ``leg`` sends to ``on_digit`` while it is
+        bridged (see the module doc); None stops it."""
+        call = self._call(call_id)
+        call.relay.report_digits(leg, on_digit is not None)
+        call.bindings[leg].on_digit = on_digit
 
     async def unbridge(self, call_id: str, leg: str) -> None:
         """Stop relaying ``leg`` (e.g. ``**``: dial tone again)."""

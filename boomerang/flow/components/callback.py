@@ -2,9 +2,11 @@
 
 At the DID (trigger side, handled by ``boomerang.callback``): 100 and 180
 for ``ring_time``, then ``reject_code``; never answered; the job stored
-before the reject. When the job is due (callback side, ``run``): call back
-per ``method``, ring up to ``answer_timeout`` (183 early media is not an
-answer), ask for ``confirm`` when set, then go on to ``next``.
+before the reject. When the job is due (callback side,
+``boomerang.flow.runner.FlowRunner.place_callback``, not ``run``): call
+back per ``method``, ring up to ``answer_timeout`` (183 early media is not
+an answer), ask for ``confirm`` when set (the ``call_waiting`` tone, then
+up to ``confirm_timeout`` seconds for the key), then go on to ``next``.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class CallbackParams(ComponentParams):
     retries: int = Field(default=2, ge=0, le=20)
     retry_interval: Seconds = Field(default=30.0, ge=1, le=86400)
     confirm: bool | str = False         # true = press 1; or the digit to press
+    confirm_timeout: Seconds = Field(default=10.0, gt=0, le=120)
 
     @model_validator(mode="after")
     def _method_needs(self) -> CallbackParams:
