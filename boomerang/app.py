@@ -35,6 +35,7 @@ import signal
 import ssl
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Protocol
 
 from .config import Config
@@ -61,6 +62,7 @@ from .transport.sip_transport import SipDriver
 
 if TYPE_CHECKING:
     from .call.manager import CallManager
+    from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +224,8 @@ class Endpoint:
         return bound
 
     def begin_shutdown(self) -> None:
-        """Stop taking new requests (503 from now on); answer held INVITEs."""
+        """Stop taking new requests (503 from now on; requests in a dialog and
+        CANCEL still pass, so calls in progress can finish); answer held INVITEs."""
         self.draining = True
         for key in list(self.pending_invites):
             self.answer_invite(key, 503, retry_after=True)
@@ -325,7 +328,9 @@ class Endpoint:
         if method == "ACK":
             return
         try:
-            if self.draining:
+            # draining: nothing new, but calls in progress go on (BYE, re-INVITE...)
+            if self.draining and method != "CANCEL" and (
+                    request.to_tag is None or method == "REGISTER"):
                 self._answer(request, 503, retry_after=True)
                 return
             rejection = screen_request(request, POLICY)
@@ -460,13 +465,36 @@ async def serve(
     from .call.trunks import TrunkSet
 
     tone_bank = ToneBank()
+    from .callback.licence import LicenceError, load_for_config
+    from .callback.rates import RateTableError, load_rates
+    from .store import open_store
+
+    try:  # a bad licence or rate table refuses the start, before anything opens
+        load_for_config(config, today=datetime.now(UTC).date())
+        load_rates(config.records)
+    except LicenceError as error:
+        raise StartError(f"licence: {error}") from None
+    except RateTableError as error:
+        raise StartError("rate table: " + "; ".join(error.problems)) from None
+
+    try:
+        store = await open_store(config.database.url)
+    except Exception as error:
+        raise StartError(f"database {config.database}: {error}") from error
     gc.collect()
-    bound = await endpoint.start()
+    try:
+        bound = await endpoint.start()
+    except BaseException:
+        await store.close()
+        raise
     trunks = TrunkSet(config, endpoint)
     trunks.install()
     trunks.start()
-    registrar = await open_registrar(endpoint)  # None without extensions
-    calls = await _start_calls(config, endpoint, registrar, trunks, tone_bank)
+    registrar = await open_registrar(endpoint, store)  # None without extensions
+    calls = await _start_calls(config, endpoint, registrar, trunks, tone_bank, store)
+    from .callback.runtime import start_callbacks
+
+    callbacks = await start_callbacks(config, calls, store)
     installed: list[signal.Signals] = []
     for signum in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -481,26 +509,30 @@ async def serve(
         on_ready(bound)
         await stop.wait()
         stop.clear()
-        log.info("stopping: new requests get 503; finishing %d transaction(s)",
-                 len(endpoint.layer))
+        log.info("stopping: no new triggers or calls (503); %d call(s) in progress get up "
+                 "to %.0f s; pending callbacks stay stored for the next start",
+                 len(calls.calls), config.service.drain_grace_s)
         endpoint.begin_shutdown()
+        await callbacks.drain(config.service.drain_grace_s, abort=stop)
         await endpoint.drain(config.sip.shutdown_grace_s, abort=stop)
     finally:
         for signum in installed:
             loop.remove_signal_handler(signum)
+        await callbacks.close()
         await calls.close()
         await calls.relay.close()
         await trunks.close()  # unregisters while the endpoint still runs
         if registrar is not None:
             await registrar.close()
         await endpoint.close()
+        await store.close()
         gc.unfreeze()  # for callers that go on in this process (tests, benches)
     log.info("stopped")
     return 0
 
 
 async def _start_calls(config: Config, endpoint: Endpoint, registrar: object,
-                      trunks: object, tone_bank: ToneBank) -> CallManager:
+                      trunks: object, tone_bank: ToneBank, store: Store) -> CallManager:
     """The call layer for ``serve``: media relay, CallManager, extension router."""
     import ipaddress
 
@@ -523,8 +555,7 @@ async def _start_calls(config: Config, endpoint: Endpoint, registrar: object,
     assert registrar is None or isinstance(registrar, Registrar)
     assert isinstance(trunks, TrunkSet)
     manager = CallManager(endpoint, config, registrar=registrar, trunks=trunks, relay=relay,
-                          tone_bank=tone_bank,
-                          store=registrar.store if registrar is not None else None)
+                          tone_bank=tone_bank, store=store)
     manager.install()
     Router(manager, config).install()
     return manager

@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from commands import boomerang_command
 
 LOOPBACK = "127.0.0.1"
 
@@ -68,17 +67,6 @@ def free_port() -> int:
 def free_port_factory() -> Callable[[], int]:
     """``free_port_factory()`` picks another free port each call."""
     return pick_free_port
-
-
-def boomerang_command() -> list[str]:
-    """The ``boomerang`` console script of the Python running the tests."""
-    beside = Path(sys.executable).with_name("boomerang")
-    if beside.exists():
-        return [str(beside)]
-    found = shutil.which("boomerang")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "import sys; from boomerang.cli import main; sys.exit(main())"]
 
 
 @dataclass

@@ -645,7 +645,8 @@ class CallManager:
                 log.warning("call_id=%s bridge to call_id=%s failed: %s", a.call_id,
                             b.call_id, error)
                 b2bua.hangup(EndCause(outcome=Outcome.FAILED, sip_status=500))
-        await asyncio.gather(a.ended, b.ended)
+        # shielded: cancelling the caller must not cancel the calls' own futures
+        await asyncio.wait({asyncio.shield(a.ended), asyncio.shield(b.ended)})
 
     # -- records ---------------------------------------------------------------------
 
@@ -668,10 +669,13 @@ class CallManager:
     async def _record(self, store: Store, call: AnyCall, kind: LegKind, trunk: str | None,
                       dialed_destination: str | None) -> None:
         records = store.records
+        known = self._record_fields.get(id(call), {})  # what is known already goes in now
+        early = {name: known[name] for name in _EARLY_FIELDS if known.get(name) is not None}
         record = await records.insert(NewCallRecord(
             correlation_id=call.correlation_id, leg_kind=kind,
             started_at=self._utc_at(call.started_at), owner_extension=call.owner_extension,
-            trunk=trunk, dialed_destination=dialed_destination, call_id=call.call_id))
+            trunk=trunk, dialed_destination=dialed_destination, call_id=call.call_id,
+            **early))
         try:
             cause = await call.ended
         finally:
@@ -686,8 +690,13 @@ class CallManager:
             if call.call_id != record.call_id:  # the fork that answered
                 await records.update(record.id, call_id=call.call_id)
         await records.finish(record.id, ended_at=self._utc_at(call.ended_at or call.started_at),
-                             result=result, sip_status=cause.sip_status,
+                             result=result, sip_status=cause.sip_status or (
+                                 200 if call.answered_at is not None else None),
                              q850_cause=cause.q850_cause)
+
+
+# Record fields ``annotate`` may know when a leg starts (the rest come at its end).
+_EARLY_FIELDS = ("trigger_did", "trigger_caller", "callback_target", "attempts")
 
 
 def _dialled(target: Target) -> str:
