@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 from ..config import Config
 from ..flow.context import FlowContext, NullObserver
 from ..flow.runner import FlowRunner
-from ..store import Store
+from ..store import CallbackJob, JobState, Store
 from .licence import LicenceError, describe, entitlement, load_for_config
 from .metrics import ServiceMetrics
 from .rates import RateTableError, load_rates
-from .scheduler import CallbackScheduler
+from .scheduler import CallbackScheduler, NullSchedulerObserver
 from .service import CallbackService
 
 if TYPE_CHECKING:
@@ -46,9 +46,27 @@ class MetricsObserver(NullObserver):
     def digit(self, context: FlowContext, call_id: str, digit: str, source: str) -> None:
         self.metrics.digits.labels(source=source).inc()
 
-    def note(self, context: FlowContext, text: str) -> None:
-        if text == "bridged":
-            self.metrics.bridged.inc()
+
+class MetricsSchedulerObserver(NullSchedulerObserver):
+    """The start-time error of callbacks and the jobs waiting."""
+
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self.metrics = metrics
+        self.scheduler: CallbackScheduler | None = None
+
+    def _count(self) -> None:
+        if self.scheduler is not None:
+            self.metrics.pending.set(len(self.scheduler.pending()))
+
+    def job_scheduled(self, job: CallbackJob) -> None:
+        self._count()
+
+    def attempt_started(self, job: CallbackJob, delay_s: float) -> None:
+        self.metrics.start_delay.observe(max(0.0, delay_s))
+        self._count()
+
+    def job_finished(self, job: CallbackJob, state: JobState) -> None:
+        self._count()
 
 
 @dataclass(slots=True)
@@ -101,9 +119,12 @@ async def start_callbacks(config: Config, manager: CallManager, store: Store) ->
     service = CallbackService(manager, config, store=store, runner=runner,
                               entitled=granted.allowed, metrics=metrics, rates=rates,
                               wall_clock=time.time)
+    observer = MetricsSchedulerObserver(metrics)
     scheduler = CallbackScheduler(store.jobs, place=service.place,
                                   node_id=node_id_for(config), lease_s=config.service.lease_s,
-                                  poll_interval_s=config.service.poll_interval_s)
+                                  poll_interval_s=config.service.poll_interval_s,
+                                  observer=observer)
+    observer.scheduler = scheduler
     service.install(scheduler)
     await scheduler.start()
     server = None
@@ -116,4 +137,5 @@ async def start_callbacks(config: Config, manager: CallManager, store: Store) ->
     return Callbacks(service=service, scheduler=scheduler, metrics_server=server)
 
 
-__all__ = ["Callbacks", "MetricsObserver", "StartRefused", "node_id_for", "start_callbacks"]
+__all__ = ["Callbacks", "MetricsObserver", "MetricsSchedulerObserver", "StartRefused",
+           "node_id_for", "start_callbacks"]

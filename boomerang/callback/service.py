@@ -242,22 +242,31 @@ class CallbackService:
         if result.story is not None:
             self.stories.add(result.story)
             result.story.add_done_callback(self.stories.discard)
-            if self.rates is not None:
-                task = asyncio.ensure_future(self._estimate(result.story, job.correlation_id))
-                self.stories.add(task)
-                task.add_done_callback(self.stories.discard)
+            task = asyncio.ensure_future(self._after_story(result.story, job.correlation_id))
+            self.stories.add(task)
+            task.add_done_callback(self.stories.discard)
         return result
 
-    async def _estimate(self, story: asyncio.Task[Any], correlation_id: str) -> None:
-        """Cost and saving of a story once it ended and its records are written."""
+    async def _after_story(self, story: asyncio.Task[Any], correlation_id: str) -> None:
+        """Once a story ended and its legs' records are written: the duration
+        and bridge metrics, then the cost and saving estimates."""
         with contextlib.suppress(BaseException):
             await asyncio.shield(story)
         records = self.store.records
+        legs = []
         for _ in range(ESTIMATE_WAIT_STEPS):
             legs = await records.query(CallRecordFilter(correlation_id=correlation_id))
             if legs and all(leg.ended_at is not None for leg in legs):
                 break
             await asyncio.sleep(ESTIMATE_WAIT_STEP_S)
+        for leg in legs:
+            if leg.answered_at is None or leg.billable_s is None:
+                continue
+            self.metrics.durations.labels(kind=leg.leg_kind.value).observe(leg.billable_s)
+            if leg.leg_kind in (LegKind.DESTINATION, LegKind.INTERNAL):
+                self.metrics.bridged.inc()
+        if self.rates is None:
+            return
         try:
             await estimate_story(records, correlation_id, self.rates, self.config.records,
                                  self.config.numbers.country)
